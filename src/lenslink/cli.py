@@ -1,0 +1,226 @@
+"""The `lenslink` command line: thin click commands over `lenslink.vault.Vault`."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from .errors import LenslinkError
+from .vault import Vault
+
+STAGES = {"read": "Reading notes", "embed": "Embedding texts"}
+
+
+def handle_errors(func):
+    """Turn lenslink errors into one readable line and exit code 1, never a traceback."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except LenslinkError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; the next run completes the index", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def vault_options(func):
+    func = click.option("--embedder", metavar="NAME",
+                        help="Embedder to use (default: from .lenslink.toml, else minilm).")(func)
+    func = click.option("--db", type=click.Path(dir_okay=False), metavar="FILE",
+                        help="Index database (default: per-vault file in the user data folder).")(func)
+    return click.argument("vault", type=click.Path(exists=True, file_okay=False))(func)
+
+
+class ProgressBars:
+    """One click progress bar per stage, on stderr, only when stderr is a terminal."""
+
+    def __init__(self):
+        self.bar = None
+        self.stage = None
+        self.shown = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.close()
+            self.stage, self.shown = stage, 0
+            self.bar = click.progressbar(length=total, label=STAGES.get(stage, stage),
+                                         file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.shown)
+        self.shown = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lenslink")
+def main():
+    """Find related notes in an Obsidian vault through similarity lenses.
+
+    \b
+    Example:
+      lenslink index ~/Notes && lenslink related ~/Notes "Sourdough starter"
+    """
+
+
+@main.command()
+@vault_options
+@click.option("--rebuild", is_flag=True, help="Forget the index and read every note again "
+              "(stored vectors are reused).")
+@handle_errors
+def index(vault, db, embedder, rebuild):
+    """Index the vault: read changed notes and embed what is new.
+
+    \b
+    Example:
+      lenslink index ~/Notes
+    """
+    bars = ProgressBars()
+    with Vault(vault, db=db, embedder=embedder) as v:
+        try:
+            report = v.index(rebuild=rebuild, progress=bars)
+        finally:
+            bars.close()
+    for path, problem in report.problems:
+        click.echo(f"warning: {path + ': ' if path else ''}{problem}", err=True)
+    click.echo(f"{report.scanned} notes: {report.parsed} read, {report.unchanged} unchanged, "
+               f"{report.deleted} removed, {report.failed} failed, {report.opted_out} opted out; "
+               f"{report.embedded} texts embedded")
+
+
+@main.command()
+@vault_options
+@click.argument("note", required=False)
+@click.option("--lens", "-l", metavar="LENS", help="Lens to rank with (default: the first).")
+@click.option("--top", "-n", type=click.IntRange(1, 1000), help="How many notes (default: the lens's top_k).")
+@click.option("--all", "all_notes", is_flag=True, help="Every note the lens applies to.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def related(vault, db, embedder, note, lens, top, all_notes, as_json):
+    """Show the notes related to NOTE (a path or a title).
+
+    \b
+    Examples:
+      lenslink related ~/Notes "projects/Garden irrigation.md" --lens topic
+      lenslink related ~/Notes --all --json --top 20 > related.json
+    """
+    if bool(note) == bool(all_notes):
+        raise click.UsageError("give a NOTE or --all")
+    with Vault(vault, db=db, embedder=embedder) as v:
+        if all_notes:
+            found = v.related_all(lens, top)
+            if as_json:
+                click.echo(json.dumps({p: [r.path for r in rs] for p, rs in found.items()},
+                                      ensure_ascii=False, indent=1))
+            else:
+                for path, rs in found.items():
+                    click.echo(f"{path}: " + ", ".join(r.path for r in rs))
+            return
+        path = v.resolve_note(note)
+        results = v.related(path, lens, top)
+        lens_name = v.config.lens(lens).name
+    if as_json:
+        click.echo(json.dumps({"note": path, "lens": lens_name,
+                               "related": [r.to_dict() for r in results]},
+                              ensure_ascii=False, indent=1))
+        return
+    if not results:
+        click.echo(f"no related notes for {path} under lens {lens_name!r}")
+    for r in results:
+        mark = " (linked)" if r.linked else ""
+        value = f"{r.score:6.1%}" if r.score_kind == "probability" else f"p{r.score * 100:3.0f}"
+        click.echo(f"{value}  {r.path}{mark}")
+
+
+@main.command()
+@vault_options
+@click.argument("notes", nargs=-1)
+@click.option("--all", "all_notes", is_flag=True, help="Write the block of every note.")
+@click.option("--dry-run", is_flag=True, help="Print a unified diff instead of writing.")
+@handle_errors
+def write(vault, db, embedder, notes, all_notes, dry_run):
+    """Write the "Related notes" block into NOTES (or --all).
+
+    Only the block between the lenslink markers changes; a note that changed since it
+    was read is left alone.
+
+    \b
+    Examples:
+      lenslink write ~/Notes "daily/2026-11-05.md" --dry-run
+      lenslink write ~/Notes --all
+    """
+    if bool(notes) == bool(all_notes):
+        raise click.UsageError("give NOTES or --all")
+    with Vault(vault, db=db, embedder=embedder) as v:
+        outcomes = v.write(list(notes) or None, dry_run=dry_run)
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+        if o.status == "diff":
+            click.echo(o.detail, nl=False)
+        elif o.status in ("error", "skipped"):
+            click.echo(f"{o.status}: {o.path}: {o.detail}", err=True)
+    click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to write",
+               err=dry_run)
+    if counts.get("error"):
+        sys.exit(1)
+
+
+@main.command()
+@vault_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def lenses(vault, db, embedder, as_json):
+    """List the vault's lenses (from .lenslink.toml or the defaults).
+
+    \b
+    Example:
+      lenslink lenses ~/Notes
+    """
+    with Vault(vault, db=db, embedder=embedder) as v:
+        found, source = v.lenses(), v.config.source
+    if as_json:
+        click.echo(json.dumps(found, indent=1, ensure_ascii=False))
+        return
+    click.echo(f"lenses from {source}:")
+    for lens in found:
+        click.echo(f"  {lens['name']:12s} {lens['description']}")
+
+
+@main.command()
+@vault_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def status(vault, db, embedder, as_json):
+    """Show what the index holds and which notes have problems.
+
+    \b
+    Example:
+      lenslink status ~/Notes
+    """
+    with Vault(vault, db=db, embedder=embedder) as v:
+        info = v.status()
+    if as_json:
+        click.echo(json.dumps(info, indent=1, ensure_ascii=False))
+        return
+    click.echo(f"vault     {info['vault']}\ndatabase  {info['database']}\n"
+               f"config    {info['config']}\nembedder  {info['embedder'] or '(not indexed yet)'}\n"
+               f"notes     {info['notes']} ({info['opted_out']} opted out), "
+               f"{info['links']} links, {info['embedded_chunks']}/{info['chunks']} texts embedded")
+    for lens in info["lenses"]:
+        click.echo(f"lens      {lens['name']}: {lens['sources']} sources, "
+                   f"{lens['candidates']} candidates, scores: {lens['scores']}")
+    for path, problems in info["problems"].items():
+        for p in problems:
+            click.echo(f"problem   {path}: {p}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,37 @@
+"""One error hierarchy: every message is a single line a user can act on."""
+
+
+class LenslinkError(Exception):
+    """Root of every error lenslink raises on purpose."""
+
+
+class ConfigError(LenslinkError):
+    """The vault's `.lenslink.toml` or a command-line option is invalid."""
+
+
+class NoteError(LenslinkError):
+    """A note cannot be read (vanished, unreadable, binary, too large)."""
+
+
+class BlockError(LenslinkError):
+    """A note's managed block is ambiguous or damaged, so it is never written over."""
+
+
+class EmbedderError(LenslinkError):
+    """An embedder is unknown, misconfigured or failed."""
+
+
+class StoreError(LenslinkError):
+    """The SQLite store is unusable or does not match the vault/embedder."""
+
+
+class WriteConflict(LenslinkError):
+    """A note changed since it was read; the write was refused."""
+
+
+class UnsafePathError(LenslinkError):
+    """A path leaves the vault, is not Markdown, or is otherwise refused."""
+
+
+class NotFound(LenslinkError):
+    """A note or lens asked for does not exist."""

@@ -1,0 +1,163 @@
+"""An incremental sync of a vault into the store: read what changed, embed what is new.
+
+The order makes interruption safe: each note's row and lens texts are committed
+together, then missing vectors are embedded and committed batch by batch, so a run
+killed anywhere is completed by the next one without re-embedding what was stored.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import notes as notes_mod
+from .errors import NoteError
+from .lenses import Lens, NoteMeta, VaultConfig
+from .store import NoteRow, Store
+
+PARSER_VERSION = "1"
+LEX_CHARS = 100_000
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class SyncReport:
+    """What one sync did; `problems` are (path, message) pairs new in this run."""
+    scanned: int = 0
+    parsed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    embedded: int = 0
+    cached: int = 0
+    failed: int = 0
+    opted_out: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def config_signature(config: VaultConfig) -> str:
+    """Changes whenever any lens's texts could change; notes are then re-read."""
+    parts = [PARSER_VERSION] + [f"{lens.name}={lens.signature}" for lens in config.lenses]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def note_meta(note) -> NoteMeta:
+    return NoteMeta(path=note.path, tags=tuple(note.tags), frontmatter=note.frontmatter,
+                    is_daily=note.is_daily)
+
+
+def lens_chunks(note, lenses: tuple[Lens, ...]) -> list[tuple[str, int, str, str]]:
+    """(lens, chunk number, text hash, text) for every lens that the note takes part in."""
+    meta = note_meta(note)
+    out = []
+    for lens in lenses:
+        if lens.applies(meta):
+            out += [(lens.name, i, text_hash(t), t) for i, t in enumerate(lens.texts(note))]
+    return out
+
+
+def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bool = False,
+         paths: list[str] | None = None, progress: Progress | None = None) -> SyncReport:
+    """Bring the store up to date with the vault (all of it, or only `paths`)."""
+    report = SyncReport()
+    progress = progress or (lambda stage, done, total: None)
+    if rebuild:
+        store.reset()
+    scan = notes_mod.scan_vault(root, config.exclude)
+    found = list(scan.paths)
+    report.problems += [("", msg) for msg in scan.problems]
+    report.scanned = len(found)
+    known = store.note_states()
+    gone = set(known) - set(found)
+    report.deleted = store.delete_notes(sorted(gone))
+    signature = config_signature(config)
+    todo = found if paths is None else [p for p in found if p in set(paths)]
+    changed = bool(gone)
+    for done, rel in enumerate(todo, 1):
+        changed |= _sync_note(root, rel, known.get(rel), signature, config, store, report)
+        progress("read", done, len(todo))
+    if changed or store.get_meta("links_signature") != signature:
+        _relink(store)
+        store.set_meta("links_signature", signature)
+    report.embedded, report.cached = embed_missing(store, embedder, progress)
+    store.prune_vectors()
+    store.set_meta("embedder", embedder.id)
+    return report
+
+
+def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
+               store: Store, report: SyncReport) -> bool:
+    """Parse and store one note if it changed; True when the store changed."""
+    try:
+        st = os.stat(root / rel)
+    except OSError as exc:
+        report.failed += 1
+        report.problems.append((rel, f"cannot read: {exc.strerror or exc}"))
+        return False
+    if known and known[1:] == (st.st_mtime_ns, st.st_size, signature):
+        report.unchanged += 1
+        return False
+    try:
+        note = notes_mod.read_note(root, rel)
+    except NoteError as exc:
+        report.failed += 1
+        report.problems.append((rel, str(exc)))
+        store.record_failure(rel, str(exc))
+        return False
+    if known and known[0] == note.content_hash and known[3] == signature:
+        store.touch_note(rel, note.mtime_ns, note.size)
+        report.unchanged += 1
+        return False
+    report.parsed += 1
+    report.problems += [(rel, p) for p in note.problems]
+    if note.opted_out:
+        report.opted_out += 1
+    chunks = [] if note.opted_out else lens_chunks(note, config.lenses)
+    lex = "" if note.opted_out else "\n".join([note.title, *note.aliases, note.clean_text])
+    store.put_note(NoteRow(
+        path=rel, title=note.title, folder=note.folder, content_hash=note.content_hash,
+        mtime_ns=note.mtime_ns, size=note.size, signature=signature,
+        opted_out=note.opted_out, is_daily=note.is_daily, tags=tuple(note.tags),
+        aliases=tuple(note.aliases), frontmatter=dict(note.frontmatter),
+        problems=tuple(note.problems), raw_links=tuple(note.links)), lex[:LEX_CHARS], chunks)
+    return True
+
+
+def _relink(store: Store) -> None:
+    """Resolve every note's raw links against the current set of paths."""
+    rows = store.notes()
+    resolver = notes_mod.Resolver([r.path for r in rows])
+    edges = []
+    for r in rows:
+        seen = set()
+        for link in r.raw_links:
+            dst = resolver.resolve(link, r.path)
+            if dst and dst != r.path and dst not in seen:
+                seen.add(dst)
+                edges.append((r.path, dst))
+    store.replace_links(edges)
+
+
+def embed_missing(store: Store, embedder, progress: Progress | None = None) -> tuple[int, int]:
+    """Embed every lens text without a vector, committing batch by batch.
+
+    Returns (texts embedded, chunks that reused a cached vector)."""
+    progress = progress or (lambda stage, done, total: None)
+    total_chunks, had = store.chunk_counts(embedder.id)
+    todo = store.count_missing(embedder.id)
+    done = 0
+    while True:
+        batch = store.missing_texts(embedder.id, embedder.batch_size)
+        if not batch:
+            break
+        vectors = embedder.embed_batch([text for _, text in batch])
+        store.put_vectors(embedder.id, [h for h, _ in batch], vectors)
+        done += len(batch)
+        progress("embed", done, todo)
+    return done, had

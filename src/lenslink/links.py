@@ -1,0 +1,220 @@
+"""Obsidian link syntax: code spans, wikilinks, markdown links, and link resolution.
+
+Parsing and resolution agree with the evaluation's reference (`shared/eval/linkgraph.py`):
+a wikilink whose `[[` starts inside fenced or inline code is not a link, and a link path
+resolves like Obsidian's `getFirstLinkpathDest`.
+"""
+from __future__ import annotations
+
+import bisect
+import posixpath
+import re
+from typing import Iterable, Iterator, NamedTuple
+from urllib.parse import unquote
+
+# Patterns start with a literal so the regex engine can skip ahead fast on 10 MB notes;
+# a `!` just before the match makes an embed.
+_WIKILINK = re.compile(r"\[\[(?P<inner>[^\[\]\n]+)\]\]")
+_FENCE = re.compile(r"[\s>]*(?P<run>`{3,}|~{3,})")
+_TICKS = re.compile(r"`+")
+# [text](target "title") or [text](<target with spaces>)
+_MD_LINK = re.compile(
+    r"\[(?P<text>[^\[\]\n]*)\]\(\s*(?:<(?P<angled>[^<>\n]*)>|(?P<bare>[^\s()]*))"
+    r"(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'))?\s*\)")
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_LEADING_DOTS = re.compile(r"^(?:\.\.?/)+")
+
+
+class Link(NamedTuple):
+    """One link as written: `path` may be '' (`[[#Heading]]`), `embed` for `![[...]]`."""
+    start: int
+    end: int
+    embed: bool
+    path: str
+    subpath: str
+    alias: str
+    markdown: bool = False
+
+    @property
+    def visible(self) -> str:
+        """What Obsidian displays for the link: alias, else note name, else heading."""
+        if self.alias:
+            return self.alias
+        if self.path:
+            name = self.path.rstrip("/").rsplit("/", 1)[-1]
+            return name[:-3] if name.lower().endswith(".md") else name
+        return self.subpath.lstrip("^")
+
+
+class CodeSpans:
+    """Character ranges of fenced code blocks and inline code spans in a text."""
+
+    def __init__(self, text: str):
+        self.spans = _code_spans(text)
+        self._starts = [s for s, _ in self.spans]
+
+    def __contains__(self, pos: int) -> bool:
+        i = bisect.bisect_right(self._starts, pos) - 1
+        return i >= 0 and pos < self.spans[i][1]
+
+    def outside(self, text: str) -> Iterator[tuple[int, str]]:
+        """Yield (offset, piece) for the parts of `text` that are not code."""
+        pos = 0
+        for start, end in self.spans:
+            if start > pos:
+                yield pos, text[pos:start]
+            pos = max(pos, end)
+        if pos < len(text):
+            yield pos, text[pos:]
+
+
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    fence = ""  # the opening run while inside a fenced block
+    fence_start = 0
+    for line in text.splitlines(keepends=True):
+        m = _FENCE.match(line)
+        if not fence:
+            # ```x``` on one line is inline code, not a fence
+            if m and not (m["run"][0] == "`" and "`" in line[m.end():]):
+                fence, fence_start = m["run"], pos
+            elif "`" in line:
+                spans.extend((pos + s, pos + e) for s, e in _inline_code(line))
+        elif (m and m["run"][0] == fence[0] and len(m["run"]) >= len(fence)
+              and not line[m.end():].strip()):
+            spans.append((fence_start, pos + len(line)))
+            fence = ""
+        pos += len(line)
+    if fence:
+        spans.append((fence_start, pos))
+    return spans
+
+
+def _inline_code(line: str) -> list[tuple[int, int]]:
+    """Inline code spans of one line: a backtick run up to the next run of the same length."""
+    runs = [(m.start(), m.end()) for m in _TICKS.finditer(line)]
+    by_length: dict[int, list[int]] = {}
+    for i, (start, end) in enumerate(runs):
+        by_length.setdefault(end - start, []).append(i)
+    spans, i = [], 0
+    while i < len(runs):
+        start, end = runs[i]
+        same = by_length[end - start]
+        k = bisect.bisect_right(same, i)
+        if k < len(same):
+            close = runs[same[k]]
+            spans.append((start, close[1]))
+            i = same[k] + 1
+        else:
+            i += 1
+    return spans
+
+
+def _embed(text: str, start: int) -> bool:
+    return start > 0 and text[start - 1] == "!"
+
+
+def wikilinks(text: str, code: CodeSpans | None = None) -> list[Link]:
+    """Wikilinks and embeds whose `[[` is outside code, in order."""
+    code = code if code is not None else CodeSpans(text)
+    out = []
+    for m in _WIKILINK.finditer(text):
+        start = m.start() - _embed(text, m.start())
+        if start in code:
+            continue
+        target, _, alias = m["inner"].partition("|")
+        target = target.rstrip("\\")  # [[Note\|alias]] written inside a table
+        path, _, sub = target.partition("#")
+        out.append(Link(start, m.end(), start < m.start(), path.strip(), sub.strip(),
+                        alias.strip()))
+    return out
+
+
+def markdown_links(text: str, code: CodeSpans | None = None) -> list[Link]:
+    """Markdown links `[text](target)` outside code; `path` is URL-decoded, '' for URLs."""
+    code = code if code is not None else CodeSpans(text)
+    out = []
+    for m in _MD_LINK.finditer(text):
+        start = m.start() - _embed(text, m.start())
+        if start in code:
+            continue
+        target = m["angled"] if m["angled"] is not None else m["bare"]
+        path, _, sub = target.partition("#")
+        if _URL_SCHEME.match(path):
+            path = ""  # a URL, not a note
+        out.append(Link(start, m.end(), start < m.start(), unquote(path).strip(),
+                        unquote(sub).strip(), m["text"].strip(), markdown=True))
+    return out
+
+
+def note_links(text: str, body_start: int = 0, markdown: bool = True) -> list[str]:
+    """Raw target paths of non-embed links in `text`, in order of appearance.
+
+    Wikilinks count anywhere (frontmatter included, as Obsidian >= 1.4 does); markdown
+    links count from `body_start` on and only when they point at a local `.md` file.
+    """
+    code = CodeSpans(text)
+    found = [(l.start, l.path) for l in wikilinks(text, code) if not l.embed]
+    if markdown:
+        found += [(l.start, l.path) for l in markdown_links(text, code)
+                  if not l.embed and l.start >= body_start and l.path.lower().endswith(".md")]
+        found.sort(key=lambda item: item[0])
+    return [path for _, path in found]
+
+
+def plain_links(text: str, code: CodeSpans | None = None) -> str:
+    """`text` with links outside code reduced to their visible text, embeds and images
+    dropped; code is left as written."""
+    code = code if code is not None else CodeSpans(text)
+    found = sorted(wikilinks(text, code) + markdown_links(text, code))
+    out, pos = [], 0
+    for link in found:
+        if link.start < pos:
+            continue  # overlaps a link already replaced
+        out.append(text[pos:link.start])
+        if not link.embed:
+            out.append(link.alias if link.markdown else link.visible)
+        pos = link.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+class Resolver:
+    """Resolve link paths to vault notes the way Obsidian's getFirstLinkpathDest does."""
+
+    def __init__(self, paths: Iterable[str]):
+        self._exact: dict[str, str] = {}
+        self._by_name: dict[str, list[str]] = {}
+        for path in paths:
+            key = _strip_md(path.lower())
+            self._exact.setdefault(key, path)
+            self._by_name.setdefault(key.rsplit("/", 1)[-1], []).append(path)
+
+    def resolve(self, link: str, source: str) -> str | None:
+        """Vault path of the note `link` (a link path, no `#`/`|`) names from `source`.
+
+        Tries the exact vault path, then the path relative to the source's folder, then
+        notes whose path ends with the link path: the source's own folder first, then the
+        shortest path. Case-insensitive, `.md` optional; '' (a `[[#Heading]]`) is `source`.
+        """
+        if not link:
+            return source
+        want = _strip_md(link.replace("\\", "/").strip("/").lower())
+        folder = posixpath.dirname(source).lower()
+        hit = self._exact.get(want) or self._exact.get(
+            posixpath.normpath(posixpath.join(folder, want)))
+        if hit:
+            return hit
+        want = _LEADING_DOTS.sub("", want)
+        name = want.rsplit("/", 1)[-1]
+        matches = [p for p in self._by_name.get(name, ())
+                   if _strip_md(p.lower()) == want or _strip_md(p.lower()).endswith("/" + want)]
+        if not matches:
+            return None
+        local = [p for p in matches if posixpath.dirname(p).lower() == folder]
+        return min(local or matches, key=lambda p: (len(p), p))
+
+
+def _strip_md(path: str) -> str:
+    return path[:-3] if path.endswith(".md") else path

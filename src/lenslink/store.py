@@ -1,0 +1,271 @@
+"""The SQLite store: notes, lens texts (chunks), cached vectors, links, index state.
+
+Vectors are cached by (embedder id, sha256 of the exact lens text), so renames,
+duplicates and restarts cost nothing. Schema changes are numbered migrations.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import sqlite_utils
+
+from .errors import StoreError
+
+MIGRATIONS = [
+    # 1: the initial schema
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+    CREATE TABLE notes (
+        path TEXT PRIMARY KEY, title TEXT NOT NULL, folder TEXT NOT NULL,
+        content_hash TEXT NOT NULL, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,
+        signature TEXT NOT NULL, opted_out INTEGER NOT NULL DEFAULT 0,
+        is_daily INTEGER NOT NULL DEFAULT 0, tags TEXT NOT NULL DEFAULT '[]',
+        aliases TEXT NOT NULL DEFAULT '[]', frontmatter TEXT NOT NULL DEFAULT '{}',
+        problems TEXT NOT NULL DEFAULT '[]', raw_links TEXT NOT NULL DEFAULT '[]',
+        lex_text TEXT NOT NULL DEFAULT '', indexed_at REAL NOT NULL
+    );
+    CREATE TABLE chunks (
+        path TEXT NOT NULL, lens TEXT NOT NULL, chunk INTEGER NOT NULL,
+        text_hash TEXT NOT NULL, text TEXT NOT NULL,
+        PRIMARY KEY (path, lens, chunk)
+    );
+    CREATE INDEX chunks_by_hash ON chunks (text_hash);
+    CREATE TABLE vectors (
+        embedder TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,
+        PRIMARY KEY (embedder, text_hash)
+    );
+    CREATE TABLE links (src TEXT NOT NULL, dst TEXT NOT NULL, PRIMARY KEY (src, dst));
+    CREATE INDEX links_by_dst ON links (dst);
+    CREATE TABLE failures (path TEXT PRIMARY KEY, error TEXT NOT NULL, at REAL NOT NULL);
+    CREATE TABLE written (path TEXT PRIMARY KEY, block_hash TEXT NOT NULL,
+                          file_hash TEXT NOT NULL, at REAL NOT NULL);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    """A note as the store knows it (no body text)."""
+    path: str
+    title: str
+    folder: str
+    content_hash: str
+    mtime_ns: int
+    size: int
+    signature: str
+    opted_out: bool
+    is_daily: bool
+    tags: tuple[str, ...]
+    aliases: tuple[str, ...]
+    frontmatter: dict
+    problems: tuple[str, ...]
+    raw_links: tuple[str, ...]
+
+
+class Store:
+    """One SQLite file; open it with `Store.open(path)` (migrations applied)."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path):
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> "Store":
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            store = cls(db, path)
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the index database {path}: {exc}; "
+                             "remove it and run `lenslink index --rebuild`") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot create the index database {path}: {exc}") from exc
+        return store
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{self.path} was written by a newer lenslink "
+                             f"(schema {version}); upgrade lenslink or use --rebuild")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.db.conn:
+                self.db.conn.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+
+    # -- meta ---------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
+    # -- notes --------------------------------------------------------------------
+    def note_states(self) -> dict[str, tuple[str, int, int, str]]:
+        """{path: (content_hash, mtime_ns, size, signature)} for the change check."""
+        rows = self.db.execute("SELECT path, content_hash, mtime_ns, size, signature FROM notes")
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def put_note(self, row: NoteRow, lex_text: str,
+                 chunks: Iterable[tuple[str, int, str, str]]) -> None:
+        """Replace a note and its chunks (lens, chunk, text_hash, text) in one transaction."""
+        with self.db.conn:
+            self.db.execute("DELETE FROM chunks WHERE path=?", [row.path])
+            self.db.execute(
+                "INSERT OR REPLACE INTO notes (path, title, folder, content_hash, mtime_ns, size,"
+                " signature, opted_out, is_daily, tags, aliases, frontmatter, problems,"
+                " raw_links, lex_text, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [row.path, row.title, row.folder, row.content_hash, row.mtime_ns, row.size,
+                 row.signature, int(row.opted_out), int(row.is_daily), _dump(row.tags),
+                 _dump(row.aliases), _dump(row.frontmatter), _dump(row.problems),
+                 _dump(row.raw_links), lex_text, time.time()])
+            self.db.conn.executemany(
+                "INSERT INTO chunks (path, lens, chunk, text_hash, text) VALUES (?,?,?,?,?)",
+                [(row.path, lens, i, h, text) for lens, i, h, text in chunks])
+            self.db.execute("DELETE FROM failures WHERE path=?", [row.path])
+
+    def touch_note(self, path: str, mtime_ns: int, size: int) -> None:
+        with self.db.conn:
+            self.db.execute("UPDATE notes SET mtime_ns=?, size=? WHERE path=?", [mtime_ns, size, path])
+
+    def delete_notes(self, paths: Iterable[str]) -> int:
+        paths = list(paths)
+        with self.db.conn:
+            for table, col in (("notes", "path"), ("chunks", "path"), ("links", "src"),
+                               ("links", "dst"), ("failures", "path"), ("written", "path")):
+                self.db.conn.executemany(f"DELETE FROM {table} WHERE {col}=?", [(p,) for p in paths])
+        return len(paths)
+
+    def notes(self) -> list[NoteRow]:
+        return [_note_row(r) for r in self.db.execute(f"SELECT {_NOTE_COLS} FROM notes ORDER BY path")]
+
+    def note(self, path: str) -> NoteRow | None:
+        row = self.db.execute(f"SELECT {_NOTE_COLS} FROM notes WHERE path=?", [path]).fetchone()
+        return _note_row(row) if row else None
+
+    def lex_texts(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT path, lex_text FROM notes ORDER BY path"))
+
+    def note_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM notes").fetchone()[0]
+
+    # -- failures -----------------------------------------------------------------
+    def record_failure(self, path: str, error: str) -> None:
+        with self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO failures (path, error, at) VALUES (?,?,?)",
+                            [path, error, time.time()])
+
+    def failures(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT path, error FROM failures ORDER BY path"))
+
+    def clear_failures(self, keep: Iterable[str]) -> None:
+        keep = set(keep)
+        with self.db.conn:
+            for path in set(self.failures()) - keep:
+                self.db.execute("DELETE FROM failures WHERE path=?", [path])
+
+    # -- links --------------------------------------------------------------------
+    def replace_links(self, edges: Iterable[tuple[str, str]]) -> None:
+        with self.db.conn:
+            self.db.execute("DELETE FROM links")
+            self.db.conn.executemany("INSERT OR IGNORE INTO links (src, dst) VALUES (?, ?)", edges)
+
+    def links(self) -> dict[str, list[str]]:
+        graph: dict[str, list[str]] = {}
+        for src, dst in self.db.execute("SELECT src, dst FROM links ORDER BY src, dst"):
+            graph.setdefault(src, []).append(dst)
+        return graph
+
+    # -- chunks and vectors -------------------------------------------------------
+    def missing_texts(self, embedder_id: str, limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` (text_hash, text) that a chunk needs and no vector exists for yet,
+        shortest first so that batches pad little."""
+        rows = self.db.execute(
+            "SELECT c.text_hash, min(c.text) FROM chunks c LEFT JOIN vectors v"
+            " ON v.embedder=? AND v.text_hash=c.text_hash WHERE v.text_hash IS NULL"
+            " GROUP BY c.text_hash ORDER BY length(min(c.text)), c.text_hash LIMIT ?",
+            [embedder_id, limit])
+        return [(r[0], r[1]) for r in rows]
+
+    def count_missing(self, embedder_id: str) -> int:
+        return self.db.execute(
+            "SELECT count(DISTINCT c.text_hash) FROM chunks c LEFT JOIN vectors v"
+            " ON v.embedder=? AND v.text_hash=c.text_hash WHERE v.text_hash IS NULL",
+            [embedder_id]).fetchone()[0]
+
+    def put_vectors(self, embedder_id: str, hashes: list[str], vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO vectors (embedder, text_hash, vector) VALUES (?,?,?)",
+                [(embedder_id, h, v.tobytes()) for h, v in zip(hashes, vectors)])
+
+    def lens_vectors(self, embedder_id: str, lens: str) -> tuple[list[str], list[int], list[str], np.ndarray]:
+        """(paths, chunk numbers, chunk texts, matrix) of every embedded chunk of a lens."""
+        rows = self.db.execute(
+            "SELECT c.path, c.chunk, c.text, v.vector FROM chunks c JOIN vectors v"
+            " ON v.embedder=? AND v.text_hash=c.text_hash WHERE c.lens=?"
+            " ORDER BY c.path, c.chunk", [embedder_id, lens]).fetchall()
+        if not rows:
+            return [], [], [], np.zeros((0, 0), dtype=np.float32)
+        matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], matrix
+
+    def chunk_counts(self, embedder_id: str) -> tuple[int, int]:
+        """(chunks, chunks that have a vector for this embedder)."""
+        total = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        done = self.db.execute(
+            "SELECT count(*) FROM chunks c JOIN vectors v ON v.embedder=? AND v.text_hash=c.text_hash",
+            [embedder_id]).fetchone()[0]
+        return total, done
+
+    def prune_vectors(self) -> int:
+        """Drop vectors no chunk refers to any more (deleted or changed notes)."""
+        with self.db.conn:
+            cur = self.db.execute(
+                "DELETE FROM vectors WHERE text_hash NOT IN (SELECT text_hash FROM chunks)")
+        return cur.rowcount
+
+    def vector_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM vectors").fetchone()[0]
+
+    # -- write-back bookkeeping ---------------------------------------------------
+    def remember_write(self, path: str, block_hash: str, file_hash: str) -> None:
+        with self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO written (path, block_hash, file_hash, at)"
+                            " VALUES (?,?,?,?)", [path, block_hash, file_hash, time.time()])
+
+    def reset(self) -> None:
+        """Forget every note (for --rebuild); cached vectors stay reusable."""
+        with self.db.conn:
+            for table in ("notes", "chunks", "links", "failures"):
+                self.db.execute(f"DELETE FROM {table}")
+
+
+_NOTE_COLS = ("path, title, folder, content_hash, mtime_ns, size, signature, opted_out,"
+              " is_daily, tags, aliases, frontmatter, problems, raw_links")
+
+
+def _note_row(r) -> NoteRow:
+    return NoteRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8]),
+                   tuple(json.loads(r[9])), tuple(json.loads(r[10])), json.loads(r[11]),
+                   tuple(json.loads(r[12])), tuple(json.loads(r[13])))
+
+
+def _dump(value) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)

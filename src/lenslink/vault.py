@@ -1,0 +1,187 @@
+"""The library entry point: one vault, its config, store and embedder.
+
+The CLI and the daemon both call these methods; no logic lives only in one of them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import block as block_mod
+from . import config as paths
+from . import index as index_mod
+from . import writeback
+from .embedders import get_embedder
+from .errors import ConfigError, LenslinkError, NotFound, StoreError
+from .lenses import VaultConfig, load_config
+from .notes import Resolver
+from .rank import Related, VaultIndex
+from .store import Store
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    path: str
+    status: str  # written | unchanged | diff | skipped | error
+    detail: str = ""
+
+
+class Vault:
+    """An opened vault. Use as a context manager or call `close()`."""
+
+    def __init__(self, vault: str | os.PathLike, db: str | os.PathLike | None = None,
+                 embedder: str | None = None):
+        self.root = paths.vault_root(vault)
+        self.config: VaultConfig = load_config(self.root)
+        self.db_path = paths.db_path(self.root, db)
+        self.embedder_name = embedder or os.environ.get("LENSLINK_EMBEDDER") or self.config.embedder
+        self.store = Store.open(self.db_path)
+        self._embedder = None
+        self._index: VaultIndex | None = None
+
+    def __enter__(self) -> "Vault":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def embedder(self):
+        """The embedder, loaded on first use (ranking needs only the stored id)."""
+        if self._embedder is None:
+            options = dict(self.config.embedder_options) if self.embedder_name == self.config.embedder else {}
+            self._embedder = get_embedder(self.embedder_name, **options)
+        return self._embedder
+
+    # -- indexing -----------------------------------------------------------------
+    def index(self, rebuild: bool = False, progress=None) -> index_mod.SyncReport:
+        """Incremental sync of the vault into the store (everything with rebuild)."""
+        report = index_mod.sync(self.root, self.config, self.store, self.embedder,
+                                rebuild=rebuild, progress=progress)
+        self.store.set_meta("indexed_at", str(time.time()))
+        self._index = None
+        return report
+
+    def ranking(self) -> VaultIndex:
+        if self._index is None:
+            embedder_id = self.store.get_meta("embedder")
+            if not embedder_id or self.store.note_count() == 0:
+                raise StoreError(f"{self.root} has not been indexed yet; run `lenslink index {self.root}`")
+            self._index = VaultIndex.load(self.store, self.config, embedder_id)
+        return self._index
+
+    # -- queries ------------------------------------------------------------------
+    def resolve_note(self, note: str) -> str:
+        """A vault-relative path from a path, a path without .md, or a note title."""
+        rows = self.store.notes()
+        known = {r.path for r in rows}
+        candidate = Path(note)
+        if candidate.is_absolute():
+            try:
+                note = candidate.resolve().relative_to(self.root).as_posix()
+            except ValueError:
+                raise NotFound(f"{note} is outside the vault {self.root}") from None
+        note = note.replace("\\", "/")
+        if note in known:
+            return note
+        found = Resolver(sorted(known)).resolve(note, "")
+        if not found:
+            raise NotFound(f"no note {note!r} in the index; check the name or run `lenslink index`")
+        return found
+
+    def related(self, note: str, lens: str | None = None, top: int | None = None) -> list[Related]:
+        return self.ranking().related(self.resolve_note(note), lens, top)
+
+    def related_all(self, lens: str | None = None, top: int | None = None) -> dict[str, list[Related]]:
+        """Every source note's related notes under a lens (for evaluation and scripts)."""
+        ranking = self.ranking()
+        name = self.config.lens(lens).name
+        return {p: ranking.related(p, name, top, min_score=0.0) for p in ranking.lens_notes(name)}
+
+    # -- write-back ---------------------------------------------------------------
+    def render_block(self, note: str) -> tuple[str, str]:
+        """(path, block text) for a note: its related notes under every lens that applies."""
+        path = self.resolve_note(note)
+        ranking = self.ranking()
+        row = ranking.notes[ranking.row[path]]
+        if row.opted_out:
+            return path, ""
+        style = writeback.LinkStyle.from_vault(self.root)
+        names = writeback.count_names(ranking.row)
+        groups = []
+        for lens in self.config.lenses:
+            found = ranking.related(path, lens.name)
+            groups.append((lens.name, [style.format_link(r.path, path, names) for r in found]))
+        return path, block_mod.render_block(groups, heading=self.config.heading)
+
+    def write(self, notes: list[str] | None = None, dry_run: bool = False) -> list[WriteOutcome]:
+        """Write (or diff) the managed block of the given notes, or of every note."""
+        targets = [self.resolve_note(n) for n in notes] if notes else \
+            [r.path for r in self.ranking().notes if not r.opted_out]
+        outcomes = []
+        for path in targets:
+            try:
+                path, text = self.render_block(path)
+                if self.ranking().notes[self.ranking().row[path]].opted_out:
+                    outcomes.append(WriteOutcome(path, "skipped", "opted out (lenslink: false)"))
+                    continue
+                result = writeback.write_block(self.root, path, text, dry_run=dry_run)
+                if result.status == "written":
+                    self.store.remember_write(path, hashlib.sha256(text.encode()).hexdigest(),
+                                              result.sha256)
+                outcomes.append(WriteOutcome(path, result.status, result.diff))
+            except LenslinkError as exc:
+                outcomes.append(WriteOutcome(path, "error", str(exc)))
+        return outcomes
+
+    # -- status -------------------------------------------------------------------
+    def status(self) -> dict:
+        """What the index holds and what went wrong, for `status` and the API."""
+        rows = self.store.notes()
+        embedder_id = self.store.get_meta("embedder")
+        chunks, embedded = self.store.chunk_counts(embedder_id or "")
+        problems = {r.path: list(r.problems) for r in rows if r.problems}
+        for path, error in self.store.failures().items():
+            problems.setdefault(path, []).append(error)
+        indexed_at = self.store.get_meta("indexed_at")
+        out = {"vault": str(self.root), "database": str(self.db_path), "config": self.config.source,
+               "notes": len(rows), "opted_out": sum(r.opted_out for r in rows),
+               "links": sum(len(v) for v in self.store.links().values()),
+               "chunks": chunks, "embedded_chunks": embedded, "embedder": embedder_id,
+               "indexed_at": float(indexed_at) if indexed_at else None,
+               "lenses": [], "problems": problems}
+        if rows and embedder_id:
+            ranking = self.ranking()
+            for lens in self.config.lenses:
+                view = ranking.views[lens.name]
+                out["lenses"].append({"name": lens.name, "notes": int(len(view.rows)),
+                                      "sources": int(view.sources.sum()),
+                                      "candidates": int(view.candidates.sum()),
+                                      "scores": view.calibrator.kind})
+        return out
+
+    def lenses(self) -> list[dict]:
+        return [{"name": l.name, "description": l.description, "template": l.template,
+                 "prefix": l.prefix, "top_k": l.top_k, "min_score": l.min_score,
+                 "source": _filter_dict(l.source), "candidates": _filter_dict(l.candidates)}
+                for l in self.config.lenses]
+
+
+def _filter_dict(f) -> dict:
+    out = {k: list(v) for k, v in (("globs", f.globs), ("tags", f.tags),
+                                   ("exclude_globs", f.exclude_globs),
+                                   ("exclude_tags", f.exclude_tags)) if v}
+    if f.frontmatter:
+        out["frontmatter"] = dict(f.frontmatter)
+    if f.daily is not None:
+        out["daily"] = f.daily
+    return out
+
+
+__all__ = ["Vault", "WriteOutcome", "ConfigError"]

@@ -1,0 +1,269 @@
+"""Write the managed block into notes: safe paths, link style, plan, diff and atomic apply.
+
+Everything outside the block is kept byte for byte (BOM, CRLF, frontmatter, a missing
+final newline). A write re-checks the file's hash just before `os.replace`, so an edit
+made after we read the note is never overwritten.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import posixpath
+import re
+import stat
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from lenslink.block import render_block, splice, split_lines
+from lenslink.errors import BlockError, NoteError, UnsafePathError, WriteConflict
+
+__all__ = [
+    "LinkStyle", "WritePlan", "WriteResult", "apply", "count_names", "plan_write",
+    "render_block", "safe_note_path", "write_block",
+]
+
+TEMP_SUFFIX = ".lenslink.tmp"
+_LINK_FORMATS = ("shortest", "relative", "absolute")
+
+
+def count_names(paths: Iterable[str]) -> dict[str, int]:
+    """How many notes share each lower-cased file stem (Obsidian matches names case-blind)."""
+    counts: dict[str, int] = {}
+    for path in paths:
+        key = PurePosixPath(path).stem.lower()
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+@dataclass(frozen=True)
+class LinkStyle:
+    """How Obsidian is set to write new links: wikilinks or Markdown, and which path form."""
+
+    use_markdown_links: bool = False
+    new_link_format: str = "shortest"
+
+    @classmethod
+    def from_vault(cls, root: Path) -> LinkStyle:
+        """Read `.obsidian/app.json`; a missing or broken file (or odd values) means defaults."""
+        try:
+            settings = json.loads((Path(root) / ".obsidian" / "app.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return cls()
+        if not isinstance(settings, dict):
+            return cls()
+        markdown = settings.get("useMarkdownLinks", False)
+        link_format = settings.get("newLinkFormat", "shortest")
+        return cls(
+            use_markdown_links=markdown if isinstance(markdown, bool) else False,
+            new_link_format=link_format if link_format in _LINK_FORMATS else "shortest",
+        )
+
+    def format_link(
+        self,
+        target_path: str,
+        source_path: str,
+        unique: Mapping[str, int] | Callable[[str], bool],
+    ) -> str:
+        """A link from the note at `source_path` to `target_path` (vault-relative POSIX paths).
+
+        `unique` is `count_names(all_paths)` or a callable telling whether a stem is unique;
+        "shortest" falls back to the full path when the stem is ambiguous.
+        """
+        target = PurePosixPath(target_path)
+        title = target.stem
+        if self.new_link_format == "relative":
+            path = posixpath.relpath(target_path, posixpath.dirname(source_path) or ".")
+        elif self.new_link_format == "absolute" or not _is_unique(title, unique):
+            path = target_path
+        else:
+            path = target.name
+        if self.use_markdown_links:
+            label = re.sub(r"([\[\]])", r"\\\1", title)
+            encoded = path.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+            return f"[{label}]({encoded})"
+        return f"[[{path[:-3] if path.endswith('.md') else path}]]"
+
+
+def _is_unique(title: str, unique: Mapping[str, int] | Callable[[str], bool]) -> bool:
+    if callable(unique):
+        return bool(unique(title))
+    return unique.get(title.lower(), 0) <= 1
+
+
+def safe_note_path(root: Path, rel: str) -> Path:
+    """The real (symlink-resolved) path of note `rel`, or UnsafePathError.
+
+    Refuses absolute paths, `..`, empty or dot segments (`.obsidian`, `.trash`, hidden
+    files), non-`.md` names, and anything whose real location is outside the real root.
+    """
+    if not rel or "\0" in rel:
+        raise UnsafePathError(f"refusing {rel!r}: empty or invalid note path")
+    if rel.startswith(("/", "\\")) or PureWindowsPath(rel).drive:
+        raise UnsafePathError(f"refusing {rel!r}: note paths are relative to the vault")
+    parts = re.split(r"[\\/]", rel)
+    if ".." in parts:
+        raise UnsafePathError(f"refusing {rel!r}: '..' leaves the vault")
+    if any(not part or part.startswith(".") for part in parts):
+        raise UnsafePathError(f"refusing {rel!r}: hidden or dot folders are not notes")
+    if not rel.endswith(".md"):
+        raise UnsafePathError(f"refusing {rel!r}: only .md notes are written")
+    real_root = Path(root).resolve()
+    real = (real_root / rel).resolve()
+    try:
+        inside = real.relative_to(real_root).parts
+    except ValueError:
+        raise UnsafePathError(f"refusing {rel!r}: it resolves outside the vault") from None
+    if not inside or any(part.startswith(".") for part in inside) or real.suffix != ".md":
+        raise UnsafePathError(f"refusing {rel!r}: it resolves to a hidden or non-.md file")
+    return real
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _diff_lines(text: str) -> list[str]:
+    # difflib needs "\n"-terminated lines; mark a missing final newline as git does.
+    lines = split_lines(text)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += "\n\\ No newline at end of file\n"
+    return lines
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    """A pending change to one note: what was read and what would be written."""
+
+    rel: str
+    path: Path
+    original: bytes
+    new: bytes
+    mtime_ns: int
+    size: int
+
+    @property
+    def original_sha256(self) -> str:
+        return _sha256(self.original)
+
+    @property
+    def new_sha256(self) -> str:
+        """Hash of the bytes we write, so a watcher can recognise its own write."""
+        return _sha256(self.new)
+
+    def diff(self) -> str:
+        """A unified diff of the change, for --dry-run."""
+        return "".join(
+            difflib.unified_diff(
+                _diff_lines(self.original.decode("utf-8")),
+                _diff_lines(self.new.decode("utf-8")),
+                fromfile=f"a/{self.rel}",
+                tofile=f"b/{self.rel}",
+            )
+        )
+
+
+def plan_write(root: Path, rel: str, block: str) -> WritePlan | None:
+    """Read note `rel` and splice `block` into it; None when nothing would change.
+
+    Raises NoteError (unreadable, not UTF-8) or BlockError (damaged block), never guessing.
+    """
+    path = safe_note_path(root, rel)
+    try:
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise NoteError(f"{rel}: not a regular file")
+            data = handle.read()
+    except FileNotFoundError:
+        raise NoteError(f"{rel}: note not found") from None
+    except OSError as error:
+        raise NoteError(f"{rel}: cannot read ({error.strerror or error})") from None
+    try:
+        text = data.decode("utf-8")  # a BOM stays in the text as U+FEFF
+    except UnicodeDecodeError:
+        raise NoteError(f"{rel}: not valid UTF-8, so lenslink will not rewrite it") from None
+    if text.encode("utf-8") != data:
+        raise NoteError(f"{rel}: bytes do not round-trip through UTF-8; not rewriting it")
+    try:
+        new_text = splice(text, block)
+    except BlockError as error:
+        raise BlockError(f"{rel}: {error}") from None
+    if new_text == text:
+        return None
+    return WritePlan(rel, path, data, new_text.encode("utf-8"), info.st_mtime_ns, info.st_size)
+
+
+def apply(plan: WritePlan) -> None:
+    """Write the plan atomically; WriteConflict if the note changed since it was read.
+
+    The new bytes go to a hidden temp file beside the note (`.<name>.*.lenslink.tmp`),
+    are fsynced and get the note's permission bits; then the note is re-read and compared
+    by hash, and `os.replace` swaps the temp file in. The temp file never outlives a failure.
+    """
+    folder, name = plan.path.parent, plan.path.name
+    try:
+        handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=TEMP_SUFFIX)
+    except OSError as error:
+        raise NoteError(f"{plan.rel}: cannot write ({error.strerror or error})") from None
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(plan.new)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.chmod(temp, stat.S_IMODE(os.stat(plan.path).st_mode))
+            current = plan.path.read_bytes()
+        except FileNotFoundError:
+            raise WriteConflict(f"{plan.rel}: note vanished since it was read") from None
+        if _sha256(current) != plan.original_sha256:
+            raise WriteConflict(f"{plan.rel}: note changed since it was read; not written")
+        os.replace(temp, plan.path)
+    except BaseException as error:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        if isinstance(error, OSError):
+            raise NoteError(f"{plan.rel}: cannot write ({error.strerror or error})") from error
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # Makes the rename durable on POSIX; not possible (nor needed) everywhere.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Outcome of `write_block`: status is "written", "unchanged" or "diff" (dry run)."""
+
+    rel: str
+    status: str
+    diff: str = ""
+    sha256: str = ""  # hash of the bytes written (status "written"), to spot our own write
+
+
+def write_block(root: Path, rel: str, block: str, dry_run: bool = False) -> WriteResult:
+    """Put `block` into note `rel` (\"\" removes it); with dry_run only return the diff."""
+    plan = plan_write(root, rel, block)
+    if plan is None:
+        return WriteResult(rel, "unchanged")
+    if dry_run:
+        return WriteResult(rel, "diff", plan.diff())
+    apply(plan)
+    return WriteResult(rel, "written", sha256=plan.new_sha256)
