@@ -213,7 +213,7 @@ def status(vault, db, embedder, as_json):
     click.echo(f"vault     {info['vault']}\ndatabase  {info['database']}\n"
                f"config    {info['config']}\nembedder  {info['embedder'] or '(not indexed yet)'}\n"
                f"notes     {info['notes']} ({info['opted_out']} opted out), "
-               f"{info['links']} links, {info['embedded_chunks']}/{info['chunks']} texts embedded")
+               f"{info['links']} links, {info['embedded_texts']}/{info['texts']} texts embedded")
     for lens in info["lenses"]:
         click.echo(f"lens      {lens['name']}: {lens['sources']} sources, "
                    f"{lens['candidates']} candidates, scores: {lens['scores']}")

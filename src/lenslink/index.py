@@ -31,7 +31,6 @@ class SyncReport:
     unchanged: int = 0
     deleted: int = 0
     embedded: int = 0
-    cached: int = 0
     failed: int = 0
     opted_out: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
@@ -85,7 +84,7 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     if changed or store.get_meta("links_signature") != signature:
         _relink(store)
         store.set_meta("links_signature", signature)
-    report.embedded, report.cached = embed_missing(store, embedder, progress)
+    report.embedded = embed_missing(store, embedder, active_lenses(store, config), progress)
     store.prune_vectors()
     store.set_meta("embedder", embedder.id)
     return report
@@ -144,20 +143,28 @@ def _relink(store: Store) -> None:
     store.replace_links(edges)
 
 
-def embed_missing(store: Store, embedder, progress: Progress | None = None) -> tuple[int, int]:
-    """Embed every lens text without a vector, committing batch by batch.
+def active_lenses(store: Store, config: VaultConfig) -> list[str]:
+    """Lenses with at least one source and one candidate note: only these cost embedding
+    (e.g. the default `project` lens in a vault without project notes costs nothing)."""
+    metas = [NoteMeta(r.path, r.tags, r.frontmatter, r.is_daily) for r in store.notes()
+             if not r.opted_out]
+    return [lens.name for lens in config.lenses
+            if any(map(lens.source.matches, metas)) and any(map(lens.candidates.matches, metas))]
 
-    Returns (texts embedded, chunks that reused a cached vector)."""
+
+def embed_missing(store: Store, embedder, lenses: list[str],
+                  progress: Progress | None = None) -> int:
+    """Embed every text of `lenses` without a vector, committing batch by batch;
+    returns how many texts were embedded."""
     progress = progress or (lambda stage, done, total: None)
-    total_chunks, had = store.chunk_counts(embedder.id)
-    todo = store.count_missing(embedder.id)
+    todo = store.count_missing(embedder.id, lenses)
     done = 0
-    while True:
-        batch = store.missing_texts(embedder.id, embedder.batch_size)
+    while lenses:
+        batch = store.missing_texts(embedder.id, lenses, embedder.batch_size)
         if not batch:
             break
         vectors = embedder.embed_batch([text for _, text in batch])
         store.put_vectors(embedder.id, [h for h, _ in batch], vectors)
         done += len(batch)
         progress("embed", done, todo)
-    return done, had
+    return done

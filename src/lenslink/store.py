@@ -192,21 +192,24 @@ class Store:
         return graph
 
     # -- chunks and vectors -------------------------------------------------------
-    def missing_texts(self, embedder_id: str, limit: int) -> list[tuple[str, str]]:
-        """Up to `limit` (text_hash, text) that a chunk needs and no vector exists for yet,
-        shortest first so that batches pad little."""
+    def missing_texts(self, embedder_id: str, lenses: list[str], limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` (text_hash, text) that a chunk of `lenses` needs and no vector
+        exists for yet, shortest first so that batches pad little."""
+        marks = ",".join("?" * len(lenses))
         rows = self.db.execute(
             "SELECT c.text_hash, min(c.text) FROM chunks c LEFT JOIN vectors v"
             " ON v.embedder=? AND v.text_hash=c.text_hash WHERE v.text_hash IS NULL"
-            " GROUP BY c.text_hash ORDER BY length(min(c.text)), c.text_hash LIMIT ?",
-            [embedder_id, limit])
+            f" AND c.lens IN ({marks}) GROUP BY c.text_hash"
+            " ORDER BY length(min(c.text)), c.text_hash LIMIT ?",
+            [embedder_id, *lenses, limit])
         return [(r[0], r[1]) for r in rows]
 
-    def count_missing(self, embedder_id: str) -> int:
+    def count_missing(self, embedder_id: str, lenses: list[str]) -> int:
+        marks = ",".join("?" * len(lenses))
         return self.db.execute(
             "SELECT count(DISTINCT c.text_hash) FROM chunks c LEFT JOIN vectors v"
-            " ON v.embedder=? AND v.text_hash=c.text_hash WHERE v.text_hash IS NULL",
-            [embedder_id]).fetchone()[0]
+            " ON v.embedder=? AND v.text_hash=c.text_hash WHERE v.text_hash IS NULL"
+            f" AND c.lens IN ({marks})", [embedder_id, *lenses]).fetchone()[0]
 
     def put_vectors(self, embedder_id: str, hashes: list[str], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
@@ -226,13 +229,12 @@ class Store:
         matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), -1)
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], matrix
 
-    def chunk_counts(self, embedder_id: str) -> tuple[int, int]:
-        """(chunks, chunks that have a vector for this embedder)."""
-        total = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        done = self.db.execute(
-            "SELECT count(*) FROM chunks c JOIN vectors v ON v.embedder=? AND v.text_hash=c.text_hash",
-            [embedder_id]).fetchone()[0]
-        return total, done
+    def chunk_counts(self, embedder_id: str, lenses: list[str]) -> tuple[int, int]:
+        """(distinct texts that `lenses` need, those with a vector for this embedder)."""
+        marks = ",".join("?" * len(lenses))
+        total = self.db.execute(f"SELECT count(DISTINCT text_hash) FROM chunks WHERE lens IN ({marks})",
+                                lenses).fetchone()[0]
+        return total, total - self.count_missing(embedder_id, lenses)
 
     def prune_vectors(self) -> int:
         """Drop vectors no chunk refers to any more (deleted or changed notes)."""

@@ -145,7 +145,8 @@ class Vault:
         """What the index holds and what went wrong, for `status` and the API."""
         rows = self.store.notes()
         embedder_id = self.store.get_meta("embedder")
-        chunks, embedded = self.store.chunk_counts(embedder_id or "")
+        chunks, embedded = self.store.chunk_counts(embedder_id or "",
+                                                   index_mod.active_lenses(self.store, self.config))
         problems = {r.path: list(r.problems) for r in rows if r.problems}
         for path, error in self.store.failures().items():
             problems.setdefault(path, []).append(error)
@@ -153,7 +154,7 @@ class Vault:
         out = {"vault": str(self.root), "database": str(self.db_path), "config": self.config.source,
                "notes": len(rows), "opted_out": sum(r.opted_out for r in rows),
                "links": sum(len(v) for v in self.store.links().values()),
-               "chunks": chunks, "embedded_chunks": embedded, "embedder": embedder_id,
+               "texts": chunks, "embedded_texts": embedded, "embedder": embedder_id,
                "indexed_at": float(indexed_at) if indexed_at else None,
                "lenses": [], "problems": problems}
         if rows and embedder_id:
