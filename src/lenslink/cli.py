@@ -222,5 +222,55 @@ def status(vault, db, embedder, as_json):
             click.echo(f"problem   {path}: {p}")
 
 
+@main.command()
+@vault_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port (0 picks a free one).")
+@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback --host (unsafe).")
+@click.option("--write", "write_policy", type=click.Choice(["off", "manual", "auto"]),
+              default="manual", show_default=True,
+              help="Write-back: never, only when asked, or after a note has been quiet.")
+@click.option("--quiet", default=30.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds a note must be unchanged before auto write-back.")
+@click.option("--debounce", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds without file events before a batch is indexed.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every batch.")
+@handle_errors
+def serve(vault, db, embedder, host, port, allow_remote, write_policy, quiet, debounce, verbose):
+    """Watch the vault, keep the index current and serve the local API.
+
+    Stops cleanly on Ctrl-C or SIGTERM. The API needs the token from `lenslink token`.
+
+    \b
+    Example:
+      lenslink serve ~/Notes --write auto --quiet 30
+    """
+    import logging
+
+    from .daemon import serve as run
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    run(vault, db=db, embedder=embedder, host=host, port=port, allow_remote=allow_remote,
+        write_policy=write_policy, quiet=quiet, debounce=debounce,
+        on_ready=lambda addr: click.echo(f"lenslink serving {vault} on http://{addr[0]}:{addr[1]}/v1",
+                                         err=True))
+
+
+@main.command()
+@handle_errors
+def token():
+    """Print the API token for the Obsidian plugin's settings (created on first use).
+
+    \b
+    Example:
+      lenslink token
+    """
+    from .daemon import load_token
+
+    click.echo(load_token())
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -341,3 +341,14 @@ def _normal_tags(tags: list[str]) -> tuple[str, ...]:
 def _is_opt_out(value: Any) -> bool:
     return value is False or (isinstance(value, str) and value.strip().lower() in _OPT_OUT)
 
+
+
+def is_note_path(rel: str, exclude: Sequence[str] = ()) -> bool:
+    """Whether a vault-relative path would be listed by `scan_vault` (for file events):
+    Markdown, no hidden component, no excluded file or folder on the way."""
+    parts = rel.split("/")
+    if not rel.lower().endswith(".md") or any(p.startswith(".") or not p for p in parts):
+        return False
+    rules = [_ExcludeRule(p) for p in exclude if p.strip()]
+    folders = ["/".join(parts[:i]) for i in range(1, len(parts))]
+    return not (_excluded(rel, rules, False) or any(_excluded(f, rules, True) for f in folders))

@@ -60,27 +60,33 @@ class Vault:
         return self._embedder
 
     # -- indexing -----------------------------------------------------------------
-    def index(self, rebuild: bool = False, progress=None) -> index_mod.SyncReport:
+    def index(self, rebuild: bool = False, paths: list[str] | None = None,
+              progress=None) -> index_mod.SyncReport:
         """Incremental sync of the vault into the store (everything with rebuild)."""
+        """Incremental sync of the vault into the store (everything with rebuild).
+
+        The ranking in memory stays as it was until `refresh()` (the daemon keeps
+        answering from it while it indexes)."""
         report = index_mod.sync(self.root, self.config, self.store, self.embedder,
-                                rebuild=rebuild, progress=progress)
+                                rebuild=rebuild, paths=paths, progress=progress)
         self.store.set_meta("indexed_at", str(time.time()))
-        self._index = None
         return report
 
-    def ranking(self) -> VaultIndex:
-        if self._index is None:
-            embedder_id = self.store.get_meta("embedder")
-            if not embedder_id or self.store.note_count() == 0:
-                raise StoreError(f"{self.root} has not been indexed yet; run `lenslink index {self.root}`")
-            self._index = VaultIndex.load(self.store, self.config, embedder_id)
+    def refresh(self) -> VaultIndex:
+        """Load the ranking state from the store and swap it in."""
+        embedder_id = self.store.get_meta("embedder")
+        if not embedder_id or self.store.note_count() == 0:
+            raise StoreError(f"{self.root} has not been indexed yet; run `lenslink index {self.root}`")
+        self._index = VaultIndex.load(self.store, self.config, embedder_id)
         return self._index
+
+    def ranking(self) -> VaultIndex:
+        return self._index if self._index is not None else self.refresh()
 
     # -- queries ------------------------------------------------------------------
     def resolve_note(self, note: str) -> str:
         """A vault-relative path from a path, a path without .md, or a note title."""
-        rows = self.store.notes()
-        known = {r.path for r in rows}
+        known = self.ranking().row
         candidate = Path(note)
         if candidate.is_absolute():
             try:
@@ -114,9 +120,10 @@ class Vault:
             return path, ""
         style = writeback.LinkStyle.from_vault(self.root)
         names = writeback.count_names(ranking.row)
-        groups = []
-        for lens in self.config.lenses:
-            found = ranking.related(path, lens.name)
+        groups, shown = [], set()
+        for lens in self.config.lenses:  # a note is listed once, under the first lens
+            found = [r for r in ranking.related(path, lens.name) if r.path not in shown]
+            shown.update(r.path for r in found)
             groups.append((lens.name, [style.format_link(r.path, path, names) for r in found]))
         return path, block_mod.render_block(groups, heading=self.config.heading)
 
@@ -141,24 +148,29 @@ class Vault:
         return outcomes
 
     # -- status -------------------------------------------------------------------
-    def status(self) -> dict:
-        """What the index holds and what went wrong, for `status` and the API."""
-        rows = self.store.notes()
-        embedder_id = self.store.get_meta("embedder")
-        chunks, embedded = self.store.chunk_counts(embedder_id or "",
-                                                   index_mod.active_lenses(self.store, self.config))
+    def status(self, store: Store | None = None) -> dict:
+        """What the index holds and what went wrong, for `status` and the API.
+
+        The daemon passes a second connection (`store`) so that status never waits for
+        the indexing thread; the ranking part then comes from the loaded snapshot."""
+        own = store is None
+        store = store or self.store
+        rows = store.notes()
+        embedder_id = store.get_meta("embedder")
+        chunks, embedded = store.chunk_counts(embedder_id or "",
+                                              index_mod.active_lenses(store, self.config))
         problems = {r.path: list(r.problems) for r in rows if r.problems}
-        for path, error in self.store.failures().items():
+        for path, error in store.failures().items():
             problems.setdefault(path, []).append(error)
-        indexed_at = self.store.get_meta("indexed_at")
+        indexed_at = store.get_meta("indexed_at")
         out = {"vault": str(self.root), "database": str(self.db_path), "config": self.config.source,
                "notes": len(rows), "opted_out": sum(r.opted_out for r in rows),
-               "links": sum(len(v) for v in self.store.links().values()),
+               "links": sum(len(v) for v in store.links().values()),
                "texts": chunks, "embedded_texts": embedded, "embedder": embedder_id,
                "indexed_at": float(indexed_at) if indexed_at else None,
                "lenses": [], "problems": problems}
-        if rows and embedder_id:
-            ranking = self.ranking()
+        ranking = self.ranking() if own and rows and embedder_id else self._index
+        if ranking is not None:
             for lens in self.config.lenses:
                 view = ranking.views[lens.name]
                 out["lenses"].append({"name": lens.name, "notes": int(len(view.rows)),

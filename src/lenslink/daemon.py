@@ -1,0 +1,320 @@
+"""`lenslink serve`: keep the index and the related-notes blocks current while the vault
+changes, and answer the local HTTP API from an in-memory snapshot.
+
+One worker thread does everything that writes (sync, embed, write-back); HTTP threads
+read the current ranking snapshot and a second, read-only use of the database.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config as paths
+from .errors import ConfigError, LenslinkError
+from .notes import is_note_path
+from .store import Store
+from .vault import Vault
+from .watcher import RESCAN, ChangeQueue, start_observer
+
+log = logging.getLogger("lenslink.daemon")
+
+WRITE_POLICIES = ("off", "manual", "auto")
+RETRY_MIN, RETRY_MAX = 2.0, 300.0
+
+
+class Cancelled(Exception):
+    """The daemon is stopping: abandon the current batch (what was stored stays)."""
+
+
+# -- token and lock -------------------------------------------------------------------
+def token_path() -> Path:
+    return paths.data_dir() / "token"
+
+
+def load_token(create: bool = True) -> str:
+    """The per-install API token, created with mode 0600 outside any vault."""
+    path = token_path()
+    if path.exists():
+        token = path.read_text(encoding="ascii").strip()
+        if token:
+            return token
+    if not create:
+        raise ConfigError(f"no token yet at {path}; run `lenslink token`")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(token + "\n")
+    os.chmod(path, 0o600)
+    return token
+
+
+class VaultLock:
+    """An exclusive lock per vault database; the OS drops it when a daemon dies, so a
+    stale lock from a crashed daemon is simply taken over."""
+
+    def __init__(self, db_path: Path):
+        self.path = db_path.with_suffix(db_path.suffix + ".lock")
+        self.handle = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(f"another lenslink daemon (pid {owner}) is serving this vault; "
+                              "stop it first") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
+# -- the service ----------------------------------------------------------------------
+@dataclass
+class DaemonState:
+    phase: str = "starting"           # starting | indexing | ready | error | stopping
+    progress: dict | None = None      # {"stage", "done", "total"} while indexing
+    last_error: str | None = None
+    last_sync: float | None = None
+    retry_at: float | None = None
+    batches: int = 0
+    written: int = 0
+    pending_writes: dict[str, float] = field(default_factory=dict)
+
+
+class Service:
+    """The daemon's library core: a vault, a change queue and one worker thread."""
+
+    def __init__(self, vault: str | os.PathLike, db: str | os.PathLike | None = None,
+                 embedder: str | None = None, write_policy: str = "manual",
+                 quiet: float = 30.0, debounce: float = 1.0, watch: bool = True):
+        if write_policy not in WRITE_POLICIES:
+            raise ConfigError(f"write policy must be one of {', '.join(WRITE_POLICIES)}")
+        self.vault = Vault(vault, db=db, embedder=embedder)
+        self.reader = Store.open(self.vault.db_path)
+        self.read_lock = threading.Lock()
+        self.lock = threading.RLock()         # everything that writes
+        self.write_policy = write_policy
+        self.quiet = quiet
+        self.debounce = debounce
+        self.watch = watch
+        self.queue = ChangeQueue()
+        self.stop_event = threading.Event()
+        self.state = DaemonState()
+        self._retry_delay = RETRY_MIN
+        self._rebuild = False
+        self._observer = None
+        self._worker: threading.Thread | None = None
+        self.ready = threading.Event()
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> None:
+        """Start watching, then sync in the worker (events during the sync are queued)."""
+        if self.watch:
+            self._observer = start_observer(self.vault.root, self.queue, self._wanted)
+        self._worker = threading.Thread(target=self._run, name="lenslink-worker", daemon=True)
+        self._worker.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.state.phase = "stopping"
+        self.stop_event.set()
+        self.queue.wake()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
+        if self._worker is not None:
+            self._worker.join(timeout)
+        self.reader.close()
+        self.vault.close()
+
+    def _wanted(self, rel: str) -> bool:
+        return is_note_path(rel, self.vault.config.exclude)
+
+    # -- the worker ---------------------------------------------------------------
+    def _run(self) -> None:
+        self._sync(None)
+        while not self.stop_event.is_set():
+            batch = self.queue.wait_batch(self.debounce, timeout=self._timeout())
+            if self.stop_event.is_set():
+                break
+            rebuild, self._rebuild = self._rebuild, False
+            if batch or rebuild or self._retry_due():
+                self._sync(None if (RESCAN in batch or rebuild) else sorted(batch), rebuild)
+            self._write_due()
+
+    def _timeout(self) -> float:
+        due = [t for t in self.state.pending_writes.values()]
+        if self.state.retry_at:
+            due.append(self.state.retry_at)
+        return max(0.05, min([0.5] + [t - time.monotonic() for t in due]))
+
+    def _retry_due(self) -> bool:
+        return self.state.retry_at is not None and time.monotonic() >= self.state.retry_at
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        if self.stop_event.is_set():
+            raise Cancelled()
+        self.state.progress = {"stage": stage, "done": done, "total": total}
+
+    def _sync(self, changed: list[str] | None, rebuild: bool = False) -> None:
+        self.state.phase = "indexing"
+        try:
+            with self.lock:
+                before = self.vault.store.note_states()
+                report = self.vault.index(rebuild=rebuild, paths=changed, progress=self._progress)
+                self.vault.refresh()
+                after = self.vault.store.note_states()
+            self.state.last_sync = time.time()
+            self.state.batches += 1
+            self.state.last_error = None
+            self.state.retry_at = None
+            self._retry_delay = RETRY_MIN
+            self.state.phase = "ready"
+            for path, problem in report.problems:
+                log.warning("%s%s", f"{path}: " if path else "", problem)
+            if self.write_policy == "auto":
+                self._schedule_writes(before, after)
+        except Cancelled:
+            log.info("stopping: abandoned the current batch (what was stored is kept)")
+        except LenslinkError as exc:
+            self._failed(str(exc))
+        except Exception as exc:  # the daemon logs a failure and keeps going
+            log.exception("sync failed")
+            self._failed(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.state.progress = None
+            self.ready.set()
+
+    def _failed(self, message: str) -> None:
+        self.state.last_error = message
+        self.state.phase = "error"
+        self.state.retry_at = time.monotonic() + self._retry_delay
+        log.error("%s (retrying in %.0f s)", message, self._retry_delay)
+        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+        try:
+            with self.lock:
+                self.vault.refresh()  # serve what is stored so far
+        except LenslinkError:
+            pass
+
+    def _schedule_writes(self, before: dict, after: dict) -> None:
+        """In auto mode, a note whose content changed gets its own block rewritten once it
+        has been quiet for `quiet` seconds; our own writes do not count as changes."""
+        due = time.monotonic() + self.quiet
+        for path, state in after.items():
+            if before.get(path, (None,))[0] != state[0] and not self._our_write(path, state[0]):
+                self.state.pending_writes[path] = due
+        for path in list(self.state.pending_writes):
+            if path not in after:
+                del self.state.pending_writes[path]
+
+    def _our_write(self, path: str, content_hash: str) -> bool:
+        row = self.vault.store.db.execute("SELECT file_hash FROM written WHERE path=?", [path]).fetchone()
+        return bool(row) and row[0] == content_hash
+
+    def _write_due(self) -> None:
+        now = time.monotonic()
+        for path, due in sorted(self.state.pending_writes.items()):
+            if due <= now and len(self.queue) == 0:
+                del self.state.pending_writes[path]
+                for outcome in self.write(path):
+                    if outcome["status"] == "error":
+                        log.warning("%s: %s", path, outcome["detail"])
+
+    # -- what the API calls -------------------------------------------------------
+    def status(self) -> dict:
+        with self.read_lock:
+            info = self.vault.status(store=self.reader)
+        s = self.state
+        info.update({"phase": s.phase, "progress": s.progress, "queue": len(self.queue),
+                     "last_error": s.last_error, "last_sync": s.last_sync,
+                     "write_policy": self.write_policy, "pending_writes": len(s.pending_writes),
+                     "written": s.written})
+        return info
+
+    def related(self, path: str, lens: str | None = None, top: int | None = None) -> dict:
+        vault = self.vault
+        found = vault.related(path, lens, top)
+        return {"note": vault.resolve_note(path), "lens": vault.config.lens(lens).name,
+                "related": [r.to_dict() for r in found]}
+
+    def block(self, path: str) -> dict:
+        path, text = self.vault.render_block(path)
+        return {"path": path, "block": text,
+                "block_hash": hashlib.sha256(text.encode()).hexdigest()}
+
+    def write(self, path: str) -> list[dict]:
+        if self.write_policy == "off":
+            raise ConfigError("write-back is off for this daemon (start it with --write manual or auto)")
+        with self.lock:
+            outcomes = self.vault.write([path])
+        self.state.written += sum(o.status == "written" for o in outcomes)
+        return [{"path": o.path, "status": o.status, "detail": o.detail} for o in outcomes]
+
+    def reindex(self, path: str) -> dict:
+        self.queue.put(path)
+        return {"queued": path}
+
+    def rebuild(self) -> dict:
+        self._rebuild = True
+        self.queue.wake()
+        return {"rebuild": "started"}
+
+
+def serve(vault, *, db=None, embedder=None, host: str = "127.0.0.1", port: int = 8765,
+          allow_remote: bool = False, write_policy: str = "manual", quiet: float = 30.0,
+          debounce: float = 1.0, on_ready=None) -> None:
+    """Run the daemon until SIGTERM/SIGINT: lock, sync, watch, serve; exits cleanly."""
+    import signal
+
+    from .server import ApiServer
+
+    service = Service(vault, db=db, embedder=embedder, write_policy=write_policy,
+                      quiet=quiet, debounce=debounce)
+    lock = VaultLock(service.vault.db_path)
+    try:
+        lock.acquire()
+        server = ApiServer(service, host, port, load_token(), allow_remote=allow_remote)
+    except BaseException:
+        service.reader.close()
+        service.vault.close()
+        lock.release()
+        raise
+    stopping = threading.Event()
+
+    def on_signal(signum, frame):
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        service.start()
+        if on_ready:
+            on_ready(server.server_address)
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        service.stop()
+        lock.release()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
