@@ -25,13 +25,22 @@ def _private_data_dir(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("LENSLINK_EMBEDDER", raising=False)
 
 
+def _new_fake(**options):
+    return FakeEmbedder()
+
+
+# Always available, so `--embedder fake` works in any test; a fresh instance per use.
+embedders.register("fake", _new_fake)
+
+
 @pytest.fixture
-def fake_embedder(monkeypatch):
+def fake_embedder():
     """A fresh counting fake, registered as "fake": every `get_embedder("fake")` in this
     test returns this very instance, so its counters see every index run."""
     fake = FakeEmbedder()
-    monkeypatch.setitem(embedders._FACTORIES, "fake", lambda **options: fake)
-    return fake
+    embedders.register("fake", lambda **options: fake)
+    yield fake
+    embedders.register("fake", _new_fake)
 
 
 @pytest.fixture

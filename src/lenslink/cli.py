@@ -32,7 +32,8 @@ def vault_options(func):
                         help="Embedder to use (default: from .lenslink.toml, else minilm).")(func)
     func = click.option("--db", type=click.Path(dir_okay=False), metavar="FILE",
                         help="Index database (default: per-vault file in the user data folder).")(func)
-    return click.argument("vault", type=click.Path(exists=True, file_okay=False))(func)
+    # Checked by Vault (ConfigError): one line and exit code 1, not a usage error.
+    return click.argument("vault", type=click.Path())(func)
 
 
 class ProgressBars:
@@ -220,6 +221,63 @@ def status(vault, db, embedder, as_json):
     for path, problems in info["problems"].items():
         for p in problems:
             click.echo(f"problem   {path}: {p}")
+
+
+@main.command()
+@vault_options
+@click.option("--lens", "-l", metavar="LENS", help="Train only this lens (default: all).")
+@click.option("--seed", default=0, show_default=True, help="Seed for folds and sampling.")
+@handle_errors
+def train(vault, db, embedder, lens, seed):
+    """Learn each lens's ranking from the vault's own [[links]].
+
+    Lenses with too few links keep the unsupervised ranking (shown in `status`).
+
+    \b
+    Example:
+      lenslink train ~/Notes --lens topic
+    """
+    with Vault(vault, db=db, embedder=embedder) as v:
+        reports = v.train(lens, seed)
+    for name, r in reports.items():
+        if not r["trained"]:
+            click.echo(f"{name}: not trained ({r['reason']})")
+            continue
+        click.echo(f"{name}: trained on {r['queries']} linked notes, {r['pairs']} pairs; "
+                   f"held-out log loss {r['heldout_log_loss']:.4f} "
+                   f"(fusion alone {r['heldout_log_loss_fusion']:.4f}), ECE {r['heldout_ece']:.4f}")
+
+
+@main.command("eval")
+@vault_options
+@click.option("--lens", "-l", metavar="LENS", help="Lens to evaluate (default: the first).")
+@click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0, 1),
+              help="Fraction of linked notes made new (their links and backlinks removed).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the held-out draw.")
+@click.option("--keep-text", is_flag=True, help="Keep removed links' visible text (easier).")
+@click.option("--out", type=click.Path(file_okay=False), help="Keep the task vault, gold and "
+              "predictions in this folder (for ../shared/eval/score.py).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def eval_command(vault, db, embedder, lens, holdout, seed, keep_text, out, as_json):
+    """Measure how well each ranking recovers the vault's own links.
+
+    Same protocol as shared/eval's make_task.py --holdout --drop-text and score.py:
+    recall@5/10, MRR@10, nDCG@10 for the learned ranker and the baselines.
+
+    \b
+    Example:
+      lenslink eval ~/Notes --holdout 0.2 --seed 0
+    """
+    from .evaluate import fmt_table, run_eval
+
+    results = run_eval(vault, lens=lens, holdout=holdout, seed=seed, drop_text=not keep_text,
+                       out=out, db=db, embedder=embedder, progress=ProgressBars())
+    if as_json:
+        click.echo(json.dumps(results, indent=1))
+    else:
+        click.echo(f"{results['notes']} held-out notes, lens {results['lens']}")
+        click.echo(fmt_table(results["methods"]))
 
 
 @main.command()

@@ -15,9 +15,10 @@ from typing import Callable
 from . import notes as notes_mod
 from .errors import NoteError
 from .lenses import Lens, NoteMeta, VaultConfig
+from .links import parse_links
 from .store import NoteRow, Store
 
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 LEX_CHARS = 100_000
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -70,8 +71,9 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
         store.reset()
     scan = notes_mod.scan_vault(root, config.exclude)
     found = list(scan.paths)
-    report.problems += [("", msg) for msg in scan.problems]
+    report.problems += list(scan.problems)  # (path, message) pairs already
     report.scanned = len(found)
+    store.clear_failures(keep=found)  # a failed note that is gone has no problem any more
     known = store.note_states()
     gone = set(known) - set(found)
     report.deleted = store.delete_notes(sorted(gone))
@@ -118,7 +120,7 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
     if note.opted_out:
         report.opted_out += 1
     chunks = [] if note.opted_out else lens_chunks(note, config.lenses)
-    lex = "" if note.opted_out else "\n".join([note.title, *note.aliases, note.clean_text])
+    lex = "" if note.opted_out else "\n".join([note.title, *note.aliases, bare_text(note.body)])
     store.put_note(NoteRow(
         path=rel, title=note.title, folder=note.folder, content_hash=note.content_hash,
         mtime_ns=note.mtime_ns, size=note.size, signature=signature,
@@ -126,6 +128,22 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
         aliases=tuple(note.aliases), frontmatter=dict(note.frontmatter),
         problems=tuple(note.problems), raw_links=tuple(note.links)), lex[:LEX_CHARS], chunks)
     return True
+
+
+def bare_text(body: str) -> str:
+    """The body with links to notes removed, text and all: what lexical signals read, so
+    that a note looks the same whether or not its author has linked it yet (a link's
+    text would otherwise give away the answer to the ranker). URLs keep their text."""
+    out, pos = [], 0
+    for link in parse_links(body):
+        if link.start < pos:
+            continue
+        out.append(body[pos:link.start])
+        if link.markdown and not link.path and not link.embed:
+            out.append(link.alias)
+        pos = link.end
+    out.append(body[pos:])
+    return "".join(out)
 
 
 def _relink(store: Store) -> None:

@@ -49,9 +49,14 @@ class Link(NamedTuple):
 class CodeSpans:
     """Character ranges of fenced code blocks and inline code spans in a text."""
 
-    def __init__(self, text: str):
-        self.spans = _code_spans(text)
+    def __init__(self, text: str = "", spans: list[tuple[int, int]] | None = None):
+        self.spans = _code_spans(text) if spans is None else spans
         self._starts = [s for s, _ in self.spans]
+
+    def shifted(self, offset: int) -> CodeSpans:
+        """The spans of `text[offset:]`, given that `offset` starts a line."""
+        return CodeSpans(spans=[(max(s - offset, 0), e - offset)
+                                for s, e in self.spans if e > offset])
 
     def __contains__(self, pos: int) -> bool:
         i = bisect.bisect_right(self._starts, pos) - 1
@@ -74,17 +79,20 @@ def _code_spans(text: str) -> list[tuple[int, int]]:
     fence = ""  # the opening run while inside a fenced block
     fence_start = 0
     for line in text.splitlines(keepends=True):
-        m = _FENCE.match(line)
-        if not fence:
+        # most lines hold no backtick or tilde: skip the regex for them (10 MB notes)
+        if not fence and ("`" in line or "~" in line):
+            m = _FENCE.match(line)
             # ```x``` on one line is inline code, not a fence
             if m and not (m["run"][0] == "`" and "`" in line[m.end():]):
                 fence, fence_start = m["run"], pos
             elif "`" in line:
                 spans.extend((pos + s, pos + e) for s, e in _inline_code(line))
-        elif (m and m["run"][0] == fence[0] and len(m["run"]) >= len(fence)
-              and not line[m.end():].strip()):
-            spans.append((fence_start, pos + len(line)))
-            fence = ""
+        elif fence and fence[0] in line:
+            m = _FENCE.match(line)
+            if (m and m["run"][0] == fence[0] and len(m["run"]) >= len(fence)
+                    and not line[m.end():].strip()):
+                spans.append((fence_start, pos + len(line)))
+                fence = ""
         pos += len(line)
     if fence:
         spans.append((fence_start, pos))
@@ -143,39 +151,41 @@ def markdown_links(text: str, code: CodeSpans | None = None) -> list[Link]:
         path, _, sub = target.partition("#")
         if _URL_SCHEME.match(path):
             path = ""  # a URL, not a note
-        out.append(Link(start, m.end(), start < m.start(), unquote(path).strip(),
-                        unquote(sub).strip(), m["text"].strip(), markdown=True))
+        if "%" in target:
+            path, sub = unquote(path), unquote(sub)
+        out.append(Link(start, m.end(), start < m.start(), path.strip(), sub.strip(),
+                        m["text"].strip(), markdown=True))
     return out
 
 
-def note_links(text: str, body_start: int = 0, markdown: bool = True) -> list[str]:
-    """Raw target paths of non-embed links in `text`, in order of appearance.
-
-    Wikilinks count anywhere (frontmatter included, as Obsidian >= 1.4 does); markdown
-    links count from `body_start` on and only when they point at a local `.md` file.
-    """
-    code = CodeSpans(text)
-    found = [(l.start, l.path) for l in wikilinks(text, code) if not l.embed]
-    if markdown:
-        found += [(l.start, l.path) for l in markdown_links(text, code)
-                  if not l.embed and l.start >= body_start and l.path.lower().endswith(".md")]
-        found.sort(key=lambda item: item[0])
-    return [path for _, path in found]
-
-
-def plain_links(text: str, code: CodeSpans | None = None) -> str:
-    """`text` with links outside code reduced to their visible text, embeds and images
-    dropped; code is left as written."""
+def parse_links(text: str, code: CodeSpans | None = None) -> list[Link]:
+    """Wikilinks, embeds and markdown links outside code, in order of appearance."""
     code = code if code is not None else CodeSpans(text)
-    found = sorted(wikilinks(text, code) + markdown_links(text, code))
+    return sorted(wikilinks(text, code) + markdown_links(text, code))
+
+
+def link_targets(links: Iterable[Link], body_start: int = 0) -> list[str]:
+    """Raw target paths of the links that count, in order.
+
+    Non-embed wikilinks count anywhere (frontmatter included, as Obsidian >= 1.4 does);
+    markdown links count from `body_start` on, and only when they point at a `.md` file.
+    """
+    return [l.path for l in links if not l.embed and (
+        not l.markdown or (l.start >= body_start and l.path.lower().endswith(".md")))]
+
+
+def plain_text(text: str, links: Iterable[Link], offset: int = 0) -> str:
+    """`text` with `links` (found at `start - offset`) reduced to their visible text;
+    embeds and images dropped. Code is not touched: links are only found outside it."""
     out, pos = [], 0
-    for link in found:
-        if link.start < pos:
-            continue  # overlaps a link already replaced
-        out.append(text[pos:link.start])
+    for link in links:
+        start = link.start - offset
+        if start < pos:
+            continue  # before the text, or overlaps a link already replaced
+        out.append(text[pos:start])
         if not link.embed:
             out.append(link.alias if link.markdown else link.visible)
-        pos = link.end
+        pos = link.end - offset
     out.append(text[pos:])
     return "".join(out)
 

@@ -18,7 +18,7 @@ from frontmatter.default_handlers import YAMLHandler
 
 from .block import END, START, find_block, remove_block
 from .errors import BlockError, NoteError, UnsafePathError
-from .links import CodeSpans, Resolver, note_links, plain_links
+from .links import CodeSpans, Resolver, link_targets, parse_links, plain_text
 
 __all__ = ["Note", "Resolver", "ScanResult", "parse_note", "read_note", "resolve_links",
            "scan_vault"]
@@ -227,20 +227,25 @@ def parse_note(rel: str, data: bytes, mtime_ns: int = 0) -> Note:
     keys = {str(k).lower(): v for k, v in frontmatter.items()}
     name = posixpath.basename(rel)
     title = name[:-3] if name.lower().endswith(".md") else name
-    code = CodeSpans(body)
-    uncommented = _drop_comments(body, code)
-    if uncommented is not body:
-        code = CodeSpans(uncommented)
+    code = CodeSpans(text)  # links are found in the whole text, as Obsidian does
+    found = parse_links(text, code)
+    body_code = code.shifted(body_start)
+    uncommented = _drop_comments(body, body_code)
+    if uncommented is body:
+        body_links, offset = found, body_start
+    else:
+        body_code = CodeSpans(uncommented)
+        body_links, offset = parse_links(uncommented, body_code), 0
     fm_tags = _words(keys.get("tags")) + _words(keys.get("tag"))
-    inline_tags = [m[1] for _, piece in code.outside(uncommented)
+    inline_tags = [m[1] for _, piece in body_code.outside(uncommented)
                    for m in _INLINE_TAG.finditer(piece)]
     return Note(
         path=rel, title=title, folder=posixpath.dirname(rel), raw=raw,
         frontmatter=frontmatter,
         aliases=tuple(dict.fromkeys(_strings(keys.get("aliases")) + _strings(keys.get("alias")))),
         tags=_normal_tags(fm_tags + inline_tags),
-        body=body, clean_text=plain_links(uncommented, code),
-        links=tuple(note_links(text, body_start)),
+        body=body, clean_text=plain_text(uncommented, body_links, offset),
+        links=tuple(link_targets(found, body_start)),
         content_hash=hashlib.sha256(data).hexdigest(), mtime_ns=mtime_ns, size=len(data),
         problems=tuple(problems), opted_out=_is_opt_out(keys.get("lenslink")),
         is_daily=_DAILY.fullmatch(title) is not None,

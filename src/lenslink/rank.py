@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import calibrate
+from . import calibrate, learn
 from .errors import NotFound
 from .lenses import Lens, NoteMeta, VaultConfig
 from .lexical import Mentions, TfIdf
@@ -37,13 +37,16 @@ class Related:
     lexical: float
     mentioned: bool
     passage: str
+    lens: str = ""
+    signals: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self) -> dict:
         return {"path": self.path, "title": self.title, "score": round(self.score, 4),
                 "score_kind": self.score_kind, "linked": self.linked,
-                "reason": {"passage": self.passage, "cosine": round(self.cosine, 4),
-                           "lexical": round(self.lexical, 4), "title_mentioned": self.mentioned,
-                           "raw": round(self.raw, 4)}}
+                "reason": {"lens": self.lens, "passage": self.passage,
+                           "cosine": round(self.cosine, 4), "lexical": round(self.lexical, 4),
+                           "title_mentioned": self.mentioned, "raw": round(self.raw, 4),
+                           "signals": {k: round(v, 3) for k, v in self.signals}}}
 
 
 @dataclass
@@ -52,6 +55,7 @@ class LensView:
     lens: Lens
     rows: np.ndarray            # vault row of each lens note
     centred: np.ndarray         # (n, d) centred, L2-normalised note vectors
+    raw: np.ndarray             # (n, d) L2-normalised note vectors (not centred)
     chunk_owner: np.ndarray     # lens-note index of each chunk
     chunk_vectors: np.ndarray   # (chunks, d) raw chunk vectors
     chunk_texts: list[str]
@@ -59,13 +63,17 @@ class LensView:
     candidates: np.ndarray      # bool per lens note
     position: dict[int, int] = field(default_factory=dict)  # vault row -> lens-note index
     calibrator: calibrate.Calibrator = calibrate.Calibrator("percentile")
+    model: learn.Model | None = None
+    graph: learn.Graph | None = None
+    features: learn.PairFeatures | None = None
 
 
 class VaultIndex:
     """The in-memory ranking state of one vault."""
 
     def __init__(self, config: VaultConfig, notes: list[NoteRow], links: dict[str, list[str]],
-                 lex_texts: dict[str, str], lens_data: dict[str, tuple]):
+                 lex_texts: dict[str, str], lens_data: dict[str, tuple],
+                 models: dict[str, learn.Model] | None = None):
         self.config = config
         self.notes = notes
         self.row = {n.path: i for i, n in enumerate(notes)}
@@ -76,12 +84,28 @@ class VaultIndex:
         self.mentions = Mentions([[n.title, *n.aliases] for n in notes])
         self.views = {lens.name: self._view(lens, *lens_data[lens.name]) for lens in config.lenses}
         for view in self.views.values():
-            view.calibrator = self._calibrate(view)
+            view.model = (models or {}).get(view.lens.name)
+            if view.model is None:
+                view.calibrator = self._calibrate(view)
 
     @classmethod
     def load(cls, store: Store, config: VaultConfig, embedder_id: str) -> "VaultIndex":
         data = {lens.name: store.lens_vectors(embedder_id, lens.name) for lens in config.lenses}
-        return cls(config, store.notes(), store.links(), store.lex_texts(), data)
+        models = {}
+        for name, (signature, params, blob, _) in store.models(embedder_id).items():
+            lens = next((l for l in config.lenses if l.name == name), None)
+            if lens is not None and lens.signature == signature:
+                model = learn.model_from_blob(params, blob)
+                if model is not None:
+                    models[name] = model
+        return cls(config, store.notes(), store.links(), store.lex_texts(), data, models)
+
+    def pair_features(self, view: LensView) -> tuple[learn.PairFeatures, learn.Graph]:
+        """The learned ranker's feature builder and link graph for a lens (built once)."""
+        if view.features is None:
+            view.graph = learn.lens_graph(self, view)
+            view.features = learn.PairFeatures(self, view, view.model.projection if view.model else None)
+        return view.features, view.graph
 
     def _view(self, lens: Lens, paths, chunk_nos, texts, matrix) -> LensView:
         owners_path = sorted(set(paths))
@@ -96,9 +120,10 @@ class VaultIndex:
             centred = vecs - vecs.mean(axis=0)
             centred /= np.linalg.norm(centred, axis=1, keepdims=True).clip(1e-12)
         else:
-            centred = np.zeros((0, d))
+            vecs = centred = np.zeros((0, d))
         metas = [self._meta(self.notes[r]) for r in rows]
         return LensView(lens=lens, rows=rows, centred=centred.astype(np.float32),
+                        raw=vecs.astype(np.float32),
                         chunk_owner=owner, chunk_vectors=matrix, chunk_texts=list(texts),
                         sources=np.array([lens.source.matches(m) for m in metas], dtype=bool),
                         candidates=np.array([lens.candidates.matches(m) for m in metas], dtype=bool),
@@ -154,6 +179,8 @@ class VaultIndex:
             return []
         k = top_k or view.lens.top_k
         floor = view.lens.min_score if min_score is None else min_score
+        if view.model is not None:
+            return self._related_learned(view, path, i, k, floor)
         fused, cosine, lexical, mentioned = self.raw_scores(view, i)
         allowed = view.candidates.copy()
         allowed[i] = False
@@ -161,7 +188,13 @@ class VaultIndex:
         n_ok = int(allowed.sum())
         if n_ok == 0:
             return []
-        top = np.argpartition(-scores, min(k, n_ok) - 1)[:min(k, n_ok)] if n_ok > k else np.flatnonzero(allowed)
+        if n_ok > k:
+            kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
+            above, tied = np.flatnonzero(scores > kth), np.flatnonzero(scores == kth)
+            # Lens notes are in path order, so the ties kept at the cut are the first paths.
+            top = np.concatenate([above, tied[:k - len(above)]])
+        else:
+            top = np.flatnonzero(allowed)
         probs = view.calibrator(fused[top])
         linked = self.links.get(path, set())
         out = []
@@ -173,8 +206,33 @@ class VaultIndex:
                                score_kind=view.calibrator.kind, linked=note.path in linked,
                                raw=float(fused[j]), cosine=float(cosine[j]),
                                lexical=float(lexical[j]), mentioned=bool(mentioned[j]),
-                               passage=self._passage(view, i, int(j))))
+                               passage=self._passage(view, i, int(j)), lens=view.lens.name))
         out.sort(key=lambda r: (-r.raw, r.path))
+        return out
+
+    def _related_learned(self, view: LensView, path: str, i: int, k: int, floor: float) -> list[Related]:
+        features, graph = self.pair_features(view)
+        cand, x = features.query(i, graph, view.candidates)
+        if len(cand) == 0:
+            return []
+        probs = view.model.probability(x)
+        order = sorted(range(len(cand)), key=lambda j: (-probs[j], self.notes[int(view.rows[cand[j]])].path))
+        linked = self.links.get(path, set())
+        col = {f: learn.FEATURES.index(f) for f in ("dense", "lexical", "mention")}
+        out = []
+        for j in order[:k]:
+            if probs[j] < floor:
+                continue
+            note = self.notes[int(view.rows[cand[j]])]
+            contrib = view.model.contributions(x[j])
+            top = sorted(zip(learn.FEATURES, contrib), key=lambda kv: -kv[1])[:3]
+            out.append(Related(path=note.path, title=note.title, score=float(probs[j]),
+                               score_kind="probability", linked=note.path in linked,
+                               raw=float(probs[j]), cosine=float(x[j, col["dense"]]),
+                               lexical=float(x[j, col["lexical"]]),
+                               mentioned=bool(x[j, col["mention"]]),
+                               passage=self._passage(view, i, int(cand[j])), lens=view.lens.name,
+                               signals=tuple((f, float(c)) for f, c in top)))
         return out
 
     def _passage(self, view: LensView, query: int, candidate: int) -> str:

@@ -46,6 +46,11 @@ MIGRATIONS = [
     CREATE TABLE written (path TEXT PRIMARY KEY, block_hash TEXT NOT NULL,
                           file_hash TEXT NOT NULL, at REAL NOT NULL);
     """,
+    # 2: trained rankers, one per lens
+    """
+    CREATE TABLE models (lens TEXT PRIMARY KEY, embedder TEXT NOT NULL, signature TEXT NOT NULL,
+                         params TEXT NOT NULL, blob BLOB NOT NULL, trained_at REAL NOT NULL);
+    """,
 ]
 
 
@@ -251,6 +256,22 @@ class Store:
         with self.db.conn:
             self.db.execute("INSERT OR REPLACE INTO written (path, block_hash, file_hash, at)"
                             " VALUES (?,?,?,?)", [path, block_hash, file_hash, time.time()])
+
+    def put_model(self, lens: str, embedder_id: str, signature: str, params: dict, blob: bytes) -> None:
+        with self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO models (lens, embedder, signature, params, blob,"
+                            " trained_at) VALUES (?,?,?,?,?,?)",
+                            [lens, embedder_id, signature, json.dumps(params), blob, time.time()])
+
+    def models(self, embedder_id: str) -> dict[str, tuple[str, dict, bytes, float]]:
+        """{lens: (signature, params, blob, trained_at)} trained with this embedder."""
+        rows = self.db.execute("SELECT lens, signature, params, blob, trained_at FROM models"
+                               " WHERE embedder=?", [embedder_id])
+        return {r[0]: (r[1], json.loads(r[2]), r[3], r[4]) for r in rows}
+
+    def delete_models(self) -> None:
+        with self.db.conn:
+            self.db.execute("DELETE FROM models")
 
     def reset(self) -> None:
         """Forget every note (for --rebuild); cached vectors stay reusable."""

@@ -110,6 +110,28 @@ class Vault:
         name = self.config.lens(lens).name
         return {p: ranking.related(p, name, top, min_score=0.0) for p in ranking.lens_notes(name)}
 
+    # -- learning -----------------------------------------------------------------
+    def train(self, lens: str | None = None, seed: int = 0) -> dict[str, dict]:
+        """Fit each lens's ranker on the vault's links and store it; returns reports."""
+        from . import learn
+
+        ranking = self.ranking()
+        embedder_id = self.store.get_meta("embedder")
+        chosen = [self.config.lens(lens)] if lens else list(self.config.lenses)
+        reports = {}
+        for lens_ in chosen:
+            view = ranking.views[lens_.name]
+            model = learn.train(ranking, view, seed=seed)
+            if model is None:
+                reports[lens_.name] = {"trained": False,
+                                       "reason": "too few links; using the unsupervised ranking"}
+                continue
+            params, blob = learn.model_to_blob(model)
+            self.store.put_model(lens_.name, embedder_id, lens_.signature, params, blob)
+            reports[lens_.name] = {"trained": True, **model.report}
+        self.refresh()
+        return reports
+
     # -- write-back ---------------------------------------------------------------
     def render_block(self, note: str) -> tuple[str, str]:
         """(path, block text) for a note: its related notes under every lens that applies."""

@@ -1,0 +1,327 @@
+"""Learn each lens's similarity from the vault's own links (the essay's "optimise for the
+similarity you care about"), numpy only.
+
+A pair (query note, candidate) gets a handful of signals (pair features): centred and
+raw cosine, a learned projection `sigma((Q v_a) . (K v_b))`, TF-IDF, title/alias
+mentions both ways, shared tags and folder, and graph signals from existing links
+("link votes": the query's nearest linked notes vote for what they link to; in-degree).
+A logistic ranker over them is trained on folds that look like new notes: a whole fold's
+links (and the links pointing to its notes) are removed before its features are
+computed. Its output is the probability that the person would link the pair.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FEATURES = ("dense", "raw", "proj", "lexical", "mention", "mentioned_by", "shared_tags",
+            "same_folder", "vote_sum", "vote_max", "indegree")
+CANDIDATES = 100          # per query, from the unsupervised fusion
+VOTE_NEIGHBOURS = 20
+FOLDS = 5
+MIN_LINKED_QUERIES = 10   # fewer linked source notes than this: no training, fall back
+PROJ_DIM = 64
+
+
+@dataclass
+class Projection:
+    """u = Q v for queries, K v for candidates (Q is K for symmetric lenses)."""
+    q: np.ndarray
+    k: np.ndarray
+
+    def scores(self, vq: np.ndarray, vc: np.ndarray) -> np.ndarray:
+        return (vc @ self.k.T) @ (self.q @ vq)
+
+
+@dataclass
+class Model:
+    """A trained ranker for one lens."""
+    mean: np.ndarray
+    std: np.ndarray
+    weights: np.ndarray
+    bias: float
+    projection: Projection | None
+    report: dict = field(default_factory=dict)
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        z = ((x - self.mean) / self.std) @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """Per-feature contribution to the logit (for --explain)."""
+        return ((x - self.mean) / self.std) * self.weights
+
+
+class Graph:
+    """Links between lens notes (lens-local indices), with a view that hides some."""
+
+    def __init__(self, n: int, out: dict[int, set[int]]):
+        self.n = n
+        self.out = out
+        self.indegree = np.zeros(n)
+        for targets in out.values():
+            for t in targets:
+                self.indegree[t] += 1
+
+    def without(self, hidden: set[int]) -> "Graph":
+        """The graph as if `hidden` notes were new: no out-links, no links to them."""
+        return Graph(self.n, {s: {t for t in ts if t not in hidden}
+                              for s, ts in self.out.items() if s not in hidden})
+
+
+class PairFeatures:
+    """Computes FEATURES for (query, candidates) within one lens view."""
+
+    def __init__(self, index, view, projection: Projection | None = None):
+        self.index = index
+        self.view = view
+        self.projection = projection
+        rows = view.rows
+        n = len(rows)
+        self.folder = np.array([index.notes[int(r)].folder for r in rows], dtype=object)
+        self.tags = [set(index.notes[int(r)].tags) for r in rows]
+        self.mentions = [self._mentioned(i) for i in range(n)]
+        self.mentioned_by: list[set[int]] = [set() for _ in range(n)]
+        for i, found in enumerate(self.mentions):
+            for j in found:
+                self.mentioned_by[j].add(i)
+
+    def _mentioned(self, i: int) -> set[int]:
+        pos = self.view.position
+        found = self.index.mentions.mentioned(self.index.texts[int(self.view.rows[i])])
+        return {pos[r] for r in found if r in pos} - {i}
+
+    def base_scores(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(centred cosine, raw cosine, tf-idf) of lens note i to every lens note."""
+        v = self.view
+        lexical = self.index.tfidf.similarities(int(v.rows[i]))[v.rows]
+        return v.centred @ v.centred[i], v.raw @ v.raw[i], lexical
+
+    def candidates(self, i: int, graph: Graph, dense, lexical, allowed: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Candidate set for query i: fusion top-k, voted notes and mentioned notes."""
+        fused = 0.5 * dense + 0.5 * lexical
+        mention = np.zeros(len(fused))
+        mention[list(self.mentions[i])] = 1.0
+        fused = fused + 0.25 * mention
+        votes_sum, votes_max = self.votes(i, graph, fused)
+        score = np.where(allowed, fused, -np.inf)
+        score[i] = -np.inf
+        k = min(CANDIDATES, int(np.isfinite(score).sum()))
+        picked = set(np.argpartition(-score, k - 1)[:k].tolist()) if k > 0 else set()
+        extra = np.flatnonzero((votes_sum > 0) & allowed)
+        picked |= set(extra.tolist()) | {j for j in self.mentions[i] if allowed[j]}
+        picked.discard(i)
+        cand = np.array(sorted(picked), dtype=np.int64)
+        return cand, {"mention": mention, "votes_sum": votes_sum, "votes_max": votes_max}
+
+    def votes(self, i: int, graph: Graph, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The query's most similar linked notes vote for their link targets."""
+        n = len(similarity)
+        vsum, vmax = np.zeros(n), np.zeros(n)
+        linked = np.array([s for s, t in graph.out.items() if t and s != i], dtype=np.int64)
+        if len(linked) == 0:
+            return vsum, vmax
+        sims = similarity[linked]
+        k = min(VOTE_NEIGHBOURS, len(linked))
+        top = np.argpartition(-sims, k - 1)[:k]
+        for j in top:
+            w = max(float(sims[j]), 0.0)
+            for t in graph.out[int(linked[j])]:
+                vsum[t] += w
+                vmax[t] = max(vmax[t], w)
+        return vsum, vmax
+
+    def matrix(self, i: int, cand: np.ndarray, graph: Graph, dense, raw, lexical, extra) -> np.ndarray:
+        v = self.view
+        proj = (self.projection.scores(v.centred[i], v.centred[cand])
+                if self.projection is not None else np.zeros(len(cand)))
+        tags_q = self.tags[i]
+        shared = np.array([len(tags_q & self.tags[j]) for j in cand], dtype=float)
+        cols = {
+            "dense": dense[cand], "raw": raw[cand], "proj": proj, "lexical": lexical[cand],
+            "mention": extra["mention"][cand],
+            "mentioned_by": np.array([1.0 if i in self.mentioned_by[j] else 0.0 for j in cand]),
+            "shared_tags": np.log1p(shared),
+            "same_folder": (self.folder[cand] == self.folder[i]).astype(float),
+            "vote_sum": extra["votes_sum"][cand], "vote_max": extra["votes_max"][cand],
+            "indegree": np.log1p(graph.indegree[cand]),
+        }
+        return np.stack([cols[f] for f in FEATURES], axis=1)
+
+    def query(self, i: int, graph: Graph, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate indices, feature matrix) for lens note i."""
+        dense, raw, lexical = self.base_scores(i)
+        cand, extra = self.candidates(i, graph, dense, lexical, allowed)
+        return cand, self.matrix(i, cand, graph, dense, raw, lexical, extra)
+
+
+def lens_graph(index, view) -> Graph:
+    """The vault's links between notes of this lens (source -> allowed candidate)."""
+    pos = view.position
+    out: dict[int, set[int]] = {}
+    for src, dsts in index.links.items():
+        s = pos.get(index.row.get(src, -1))
+        if s is None or not view.sources[s]:
+            continue
+        targets = {pos[index.row[d]] for d in dsts if index.row.get(d) in pos}
+        targets = {t for t in targets if view.candidates[t] and t != s}
+        if targets:
+            out[s] = targets
+    return Graph(len(view.rows), out)
+
+
+# -- training -------------------------------------------------------------------------
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 100) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by Newton's method (features already scaled)."""
+    n, d = x.shape
+    xb = np.hstack([x, np.ones((n, 1))])
+    w = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 1e-6
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -30, 30)))
+        grad = xb.T @ (p - y) + reg * w
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(reg)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-7:
+            break
+    return w[:-1], float(w[-1])
+
+
+def log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
+                     epochs: int = 60, lr: float = 0.05) -> Projection | None:
+    """Fit Q, K (k x d) with the logistic loss on sigma(s * (Q v_a).(K v_b) + c):
+    positives are linked pairs, negatives half the nearest unlinked, half random."""
+    pairs = [(s, t) for s, ts in graph.out.items() for t in ts]
+    if len(pairs) < 20:
+        return None
+    rng = np.random.default_rng(seed)
+    v = view.centred.astype(np.float64)
+    d = v.shape[1]
+    k = min(PROJ_DIM, d)
+    _, _, vt = np.linalg.svd(v - v.mean(0), full_matrices=False)
+    init = vt[:k]
+    q, key = init.copy(), init.copy()
+    cands = np.flatnonzero(view.candidates)
+    src = np.array([s for s, _ in pairs])
+    pos = np.array([t for _, t in pairs])
+    hard = []
+    for s in src:
+        sims = v[cands] @ v[s]
+        order = cands[np.argsort(-sims)[:20]]
+        choices = [c for c in order if c != s and c not in graph.out.get(int(s), ())]
+        hard.append(choices[rng.integers(len(choices))] if choices else rng.choice(cands))
+    rand = rng.choice(cands, size=len(src))
+    a = np.concatenate([src, src, src])
+    b = np.concatenate([pos, np.array(hard), rand])
+    y = np.concatenate([np.ones(len(src)), np.zeros(2 * len(src))])
+    scale, bias = 5.0, -2.0
+    m_q, m_k = np.zeros_like(q), np.zeros_like(key)
+    for _ in range(epochs):
+        ua, ub = v[a] @ q.T, v[b] @ key.T
+        s = np.sum(ua * ub, axis=1)
+        p = 1.0 / (1.0 + np.exp(-np.clip(scale * s + bias, -30, 30)))
+        g = (p - y) * scale / len(y)
+        grad_q = (g[:, None] * ub).T @ v[a]
+        grad_k = (g[:, None] * ua).T @ v[b]
+        if not asymmetric:
+            grad_q = grad_k = grad_q + grad_k
+        bias -= lr * 10 * float(np.sum(p - y) / len(y))
+        m_q = 0.9 * m_q + grad_q
+        m_k = 0.9 * m_k + grad_k
+        q -= lr * m_q
+        key = q.copy() if not asymmetric else key - lr * m_k
+    return Projection(q=q.astype(np.float32), k=key.astype(np.float32))
+
+
+def training_set(index, view, graph: Graph, folds: int, seed: int,
+                 with_projection: bool) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """Features and labels per fold, each fold's notes made to look new."""
+    queries = sorted(graph.out)
+    random.Random(seed).shuffle(queries)
+    xs, ys, fold_of = [], [], []
+    asymmetric = view.lens.source != view.lens.candidates
+    for f in range(folds):
+        fold = set(queries[f::folds])
+        visible = graph.without(fold)
+        proj = train_projection(view, visible, asymmetric, seed) if with_projection else None
+        features = PairFeatures(index, view, proj)
+        for q in sorted(fold):
+            cand, x = features.query(q, visible, view.candidates)
+            if len(cand) == 0:
+                continue
+            xs.append(x)
+            ys.append(np.isin(cand, list(graph.out[q])).astype(float))
+            fold_of.append(f)
+    return xs, ys, fold_of
+
+
+def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool = True) -> Model | None:
+    """Fit the ranker of one lens on the vault's links; None when links are too few.
+
+    The report holds held-out log loss (before: the unsupervised fusion mapped by a
+    one-feature fit; after: the ranker) and expected calibration error."""
+    from .calibrate import expected_calibration_error
+
+    graph = lens_graph(index, view)
+    if len(graph.out) < MIN_LINKED_QUERIES:
+        return None
+    folds = min(folds, len(graph.out))
+    xs, ys, fold_of = training_set(index, view, graph, folds, seed, with_projection)
+    x, y, fold_of = np.vstack(xs), np.concatenate(ys), np.repeat(fold_of, [len(v) for v in ys])
+    if y.sum() < 5:
+        return None
+    # held-out check: train on all folds but the last, score the last
+    test = fold_of == folds - 1
+    mean, std = x[~test].mean(0), x[~test].std(0) + 1e-6
+    w, b = fit_logistic((x[~test] - mean) / std, y[~test])
+    held = Model(mean, std, w, b, None)
+    p_test = held.probability(x[test])
+    base = FEATURES.index("dense"), FEATURES.index("lexical")
+    fused = (0.5 * x[:, base[0]] + 0.5 * x[:, base[1]])[:, None]
+    wb, bb = fit_logistic((fused[~test] - fused[~test].mean()) / fused[~test].std(), y[~test], l2=1e-3)
+    p_base = 1 / (1 + np.exp(-(((fused[test] - fused[~test].mean()) / fused[~test].std()) @ wb + bb)))
+    report = {"pairs": int(len(y)), "positives": int(y.sum()), "queries": len(graph.out),
+              "heldout_log_loss": log_loss(p_test, y[test]) if test.any() else None,
+              "heldout_log_loss_fusion": log_loss(p_base, y[test]) if test.any() else None,
+              "heldout_ece": expected_calibration_error(p_test, y[test]) if test.any() else None}
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    w, b = fit_logistic((x - mean) / std, y)
+    asymmetric = view.lens.source != view.lens.candidates
+    proj = train_projection(view, graph, asymmetric, seed) if with_projection else None
+    report["weights"] = {f: round(float(v), 4) for f, v in zip(FEATURES, w)}
+    return Model(mean=mean, std=std, weights=w, bias=b, projection=proj, report=report)
+
+
+def model_to_blob(model: Model) -> tuple[dict, bytes]:
+    """JSON-able parameters and a float32 blob of the projection."""
+    params = {"features": list(FEATURES), "mean": model.mean.tolist(), "std": model.std.tolist(),
+              "weights": model.weights.tolist(), "bias": model.bias, "report": model.report}
+    blob = b""
+    if model.projection is not None:
+        params["projection_shape"] = list(model.projection.q.shape)
+        blob = (np.ascontiguousarray(model.projection.q, dtype="<f4").tobytes()
+                + np.ascontiguousarray(model.projection.k, dtype="<f4").tobytes())
+    return params, blob
+
+
+def model_from_blob(params: dict, blob: bytes) -> Model | None:
+    if params.get("features") != list(FEATURES):
+        return None  # trained by another version: retrain
+    proj = None
+    if params.get("projection_shape"):
+        shape = tuple(params["projection_shape"])
+        size = math.prod(shape)
+        arr = np.frombuffer(blob, dtype="<f4")
+        proj = Projection(q=arr[:size].reshape(shape), k=arr[size:2 * size].reshape(shape))
+    return Model(np.array(params["mean"]), np.array(params["std"]), np.array(params["weights"]),
+                 float(params["bias"]), proj, params.get("report", {}))

@@ -1,0 +1,283 @@
+"""The command line, through CliRunner, on a copy of sample_vault with the fake embedder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lenslink.block import START
+from lenslink.cli import main
+
+COMMANDS = ["index", "related", "write", "lenses", "status"]
+DAILY = "daily/2026-11-05.md"
+OPTED_OUT = "daily/2026-11-08.md"
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under root (hidden ones too), as bytes."""
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def indexed(sample_vault, fake_embedder):
+    result = run("index", sample_vault, "--embedder", "fake")
+    assert result.exit_code == 0, result.output
+    return sample_vault
+
+
+def assert_one_line_error(result, message: str):
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("Error: ")
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize("command", [[]] + [[c] for c in sorted(main.commands)])
+def test_every_command_has_help_with_an_example(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    assert "lenslink " in result.output.split("Example", 1)[1]
+
+
+def test_index_prints_the_summary_and_warnings(sample_vault, fake_embedder):
+    result = run("index", sample_vault, "--embedder", "fake")
+    assert result.exit_code == 0, result.output
+    texts = len(fake_embedder.texts)
+    assert texts > 53
+    assert result.stdout == (f"53 notes: 53 read, 0 unchanged, 0 removed, 0 failed, 1 opted out; "
+                             f"{texts} texts embedded\n")
+    assert "warning: topics/Reading notes.md: broken frontmatter" in result.stderr
+    again = run("index", sample_vault, "--embedder", "fake")
+    assert again.stdout == ("53 notes: 0 read, 53 unchanged, 0 removed, 0 failed, 0 opted out; "
+                            "0 texts embedded\n")
+    assert "warning" not in again.stderr
+    assert len(fake_embedder.texts) == texts
+
+
+def test_index_database_lives_outside_the_vault(sample_vault, fake_embedder):
+    before = snapshot(sample_vault)
+    assert run("index", sample_vault, "--embedder", "fake").exit_code == 0
+    assert snapshot(sample_vault) == before
+    vaults = Path(os.environ["LENSLINK_DATA_DIR"]) / "vaults"
+    assert [p.suffix for p in vaults.glob("*.db")] == [".db"]
+
+
+def test_index_with_db_option_and_rebuild(sample_vault, fake_embedder, tmp_path):
+    db = tmp_path / "elsewhere" / "my.db"
+    assert run("index", sample_vault, "--embedder", "fake", "--db", db).exit_code == 0
+    assert db.exists()
+    texts = len(fake_embedder.texts)
+    result = run("index", sample_vault, "--embedder", "fake", "--db", db, "--rebuild")
+    assert result.stdout.startswith("53 notes: 53 read, 0 unchanged")
+    assert result.stdout.endswith("0 texts embedded\n")  # vectors are reused
+    assert len(fake_embedder.texts) == texts
+
+
+def test_related_prints_scores_and_paths(indexed):
+    result = run("related", indexed, "projects/Sourdough starter.md", "--lens", "topic")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 5  # top_k of the topic lens
+    for line in lines:
+        match = re.fullmatch(r" *(\d+\.\d%|p *\d+)  (.+?)( \(linked\))?", line)
+        assert match, line
+        assert (indexed / match[2]).is_file()
+    assert any(line.endswith("(linked)") for line in lines)
+
+
+def test_related_accepts_a_title_and_top(indexed):
+    by_title = run("related", indexed, "Sourdough starter", "--top", "2")
+    by_path = run("related", indexed, "projects/Sourdough starter.md", "-n", "2")
+    assert by_title.exit_code == 0 and len(by_title.stdout.splitlines()) == 2
+    assert by_title.stdout == by_path.stdout
+
+
+def test_related_json(indexed):
+    result = run("related", indexed, "projects/Sourdough starter.md", "--json", "--top", "52")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["note"], data["lens"]) == ("projects/Sourdough starter.md", "topic")
+    related = data["related"]
+    assert len(related) == 51  # every other note but the opted-out one
+    assert OPTED_OUT not in [r["path"] for r in related]
+    for r in related:
+        assert 0 <= r["score"] <= 1
+        assert set(r["reason"]) >= {"passage", "cosine", "lexical", "title_mentioned", "raw"}
+    linked = {r["path"] for r in related if r["linked"]}
+    assert linked == {"people/Tom Becker.md", "topics/Sourdough.md", "topics/Fermentation.md"}
+    raws = [r["reason"]["raw"] for r in related]
+    assert raws == sorted(raws, reverse=True)
+
+
+def test_related_all_json_maps_every_source_note(indexed):
+    result = run("related", indexed, "--all", "--json", "--lens", "daily")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    days = {p.relative_to(indexed).as_posix() for p in (indexed / "daily").glob("*.md")}
+    assert set(data) == days - {OPTED_OUT}
+    for source, found in data.items():
+        assert len(found) == 3  # the daily lens's top_k
+        assert not any(p.startswith(("daily/", "people/")) for p in found)
+
+
+def test_related_all_plain_text(indexed):
+    result = run("related", indexed, "--all", "--lens", "cuisine", "--top", "1")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert len(lines) == 10
+    assert all(line.startswith("cities/") and line.count("cities/") == 2 for line in lines)
+
+
+def test_related_needs_a_note_or_all(indexed):
+    assert run("related", indexed).exit_code == 2
+    assert run("related", indexed, DAILY, "--all").exit_code == 2
+
+
+def test_write_dry_run_prints_a_diff_and_changes_no_file(indexed):
+    before = snapshot(indexed)
+    result = run("write", indexed, DAILY, "--dry-run")
+    assert result.exit_code == 0, result.output
+    diff = result.stdout
+    assert diff.startswith(f"--- a/{DAILY}\n+++ b/{DAILY}\n@@ ")
+    assert f"+{START}\n" in diff
+    assert "+## Related notes\n" in diff
+    assert "+- [[Sourdough starter]]\n" in diff
+    assert all(line[:1] in " +-@\\" for line in diff.splitlines())
+    assert not any(line.startswith("-") and not line.startswith("---") for line in diff.splitlines())
+    assert result.stderr == "1 diff\n"
+    assert snapshot(indexed) == before
+
+
+def test_write_all_dry_run_changes_no_file(indexed):
+    before = snapshot(indexed)
+    result = run("write", indexed, "--all", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("+++ b/") == 52
+    assert "+++ b/" + OPTED_OUT not in result.stdout
+    assert snapshot(indexed) == before
+
+
+def test_write_then_write_again_is_unchanged(indexed):
+    original = (indexed / DAILY).read_bytes()
+    first = run("write", indexed, DAILY)
+    assert first.exit_code == 0, first.output
+    assert first.stdout == "1 written\n"
+    text = (indexed / DAILY).read_bytes()
+    assert text.startswith(original)
+    assert START.encode() in text
+    second = run("write", indexed, DAILY)
+    assert second.stdout == "1 unchanged\n"
+    assert (indexed / DAILY).read_bytes() == text
+
+
+def test_write_opted_out_note_is_skipped(indexed):
+    before = (indexed / OPTED_OUT).read_bytes()
+    result = run("write", indexed, OPTED_OUT)
+    assert result.exit_code == 0
+    assert f"skipped: {OPTED_OUT}: opted out" in result.stderr
+    assert (indexed / OPTED_OUT).read_bytes() == before
+
+
+def test_write_needs_notes_or_all(indexed):
+    assert run("write", indexed).exit_code == 2
+
+
+def test_lenses_output(sample_vault):
+    result = run("lenses", sample_vault)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"lenses from {sample_vault / '.lenslink.toml'}:"
+    assert [line.split()[0] for line in lines[1:]] == \
+        ["topic", "project", "daily", "cuisine", "climate", "size"]
+    assert "Cities similar by their food" in result.stdout
+    data = json.loads(run("lenses", sample_vault, "--json").stdout)
+    daily = next(lens for lens in data if lens["name"] == "daily")
+    assert daily["source"] == {"daily": True}
+    assert daily["candidates"] == {"daily": False, "exclude_globs": ["people/**"]}
+    assert daily["top_k"] == 3
+
+
+def test_lenses_without_config_are_the_defaults(tiny_vault):
+    result = run("lenses", tiny_vault({"a.md": "x"}))
+    assert result.stdout.splitlines()[0] == "lenses from defaults:"
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["topic", "project", "daily"]
+
+
+def test_status_output(indexed):
+    result = run("status", indexed)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "embedder  fake-bow-64\n" in out
+    assert "notes     53 (1 opted out)" in out
+    assert "lens      daily: 11 sources, 37 candidates" in out
+    assert "problem   topics/Reading notes.md: broken frontmatter" in out
+    data = json.loads(run("status", indexed, "--json").stdout)
+    assert (data["notes"], data["opted_out"]) == (53, 1)
+    assert data["texts"] == data["embedded_texts"] > 0
+    assert list(data["problems"]) == ["topics/Reading notes.md"]
+    assert [lens["name"] for lens in data["lenses"]] == \
+        ["topic", "project", "daily", "cuisine", "climate", "size"]
+
+
+def test_status_before_indexing(sample_vault):
+    result = run("status", sample_vault)
+    assert result.exit_code == 0
+    assert "embedder  (not indexed yet)" in result.stdout
+    assert "notes     0 (0 opted out)" in result.stdout
+
+
+# ---------------------------------------------------------------- errors
+
+def test_unknown_note_is_one_line(indexed):
+    assert_one_line_error(run("related", indexed, "No such note"), "no note 'No such note'")
+
+
+def test_unknown_lens_is_one_line(indexed):
+    assert_one_line_error(run("related", indexed, DAILY, "--lens", "colour"),
+                          "unknown lens 'colour'; lenses: topic, project, daily, cuisine")
+
+
+def test_unknown_embedder_is_one_line(sample_vault):
+    assert_one_line_error(run("index", sample_vault, "--embedder", "nope"), "unknown embedder 'nope'")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_vault_that_is_not_a_folder_is_one_line(tmp_path, command):
+    note = tmp_path / "note.md"
+    note.write_text("x")
+    args = {"related": [DAILY], "write": ["--all"]}.get(command, [])
+    assert_one_line_error(run(command, note, *args), f"vault '{note}' is not a folder")
+    assert_one_line_error(run(command, tmp_path / "missing", *args), "is not a folder")
+
+
+@pytest.mark.parametrize("args", [["related", DAILY], ["write", "--all"], ["related", "--all"]])
+def test_not_indexed_yet_is_one_line(sample_vault, args):
+    result = run(args[0], sample_vault, *args[1:])
+    assert_one_line_error(result, "has not been indexed yet; run `lenslink index")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_broken_config_is_one_line(sample_vault, command):
+    (sample_vault / ".lenslink.toml").write_text("[lenses.topic\n")
+    args = {"related": [DAILY], "write": ["--all"]}.get(command, [])
+    assert_one_line_error(run(command, sample_vault, *args), "not valid TOML")
+
+
+def test_invalid_config_value_is_one_line(sample_vault):
+    (sample_vault / ".lenslink.toml").write_text("[lenses.topic]\ntop_k = 0\n")
+    assert_one_line_error(run("index", sample_vault, "--embedder", "fake"),
+                          "[lenses.topic] top_k: must be an integer from 1 to 100")

@@ -1,0 +1,313 @@
+"""The daemon: write policies, restarts, a failing embedder, the vault lock, signals and
+a crash mid-index. In-process daemons use the counting fake; `lenslink serve` runs in a
+subprocess through tests/fake_embedder.py (which registers the fake, then runs the CLI)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon_helpers import (ServeProcess, make_notes, note_text, ready_status,  # noqa: F401
+                            serve_process, start_daemon, wait_for)
+from lenslink import config, daemon as daemon_mod
+from lenslink.block import END, START, remove_block
+from lenslink.errors import ConfigError, EmbedderError
+from lenslink.vault import Vault
+
+
+@pytest.fixture
+def vault(tmp_path):
+    root = tmp_path / "vault"
+    root.mkdir()
+    make_notes(root, 8)
+    return root
+
+
+def indexed_vault(root: Path) -> Path:
+    """Index `root` once (as `lenslink index` would), so a daemon starts on a known state."""
+    with Vault(root, embedder="fake") as v:
+        v.index()
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.md"))}
+
+
+def record_writes(daemon) -> list[tuple[str, list[str]]]:
+    """Record every write the daemon attempts: (path, [statuses])."""
+    calls = []
+    write = daemon.service.write
+
+    def recording_write(path):
+        outcomes = write(path)
+        calls.append((path, [o["status"] for o in outcomes]))
+        return outcomes
+
+    daemon.service.write = recording_write
+    return calls
+
+
+def append(path: Path, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- write policies -------------------------------------------------------------------
+def test_write_policy_off_refuses_writes(vault, fake_embedder, start_daemon):
+    daemon = start_daemon(vault, write_policy="off")
+    before = snapshot(vault)
+    resp = daemon.api.post("/v1/write", {"path": "bread-0.md"})
+    assert resp.status == 400
+    assert resp.error["code"] == "ConfigError" and "write-back is off" in resp.error["message"]
+    batches = daemon.state.batches
+    append(vault / "garden-1.md", "an edit\n")
+    daemon.wait_batches(batches)
+    assert daemon.state.pending_writes == {} and daemon.state.written == 0
+    assert {k: v for k, v in snapshot(vault).items() if k != "garden-1.md"} == \
+        {k: v for k, v in before.items() if k != "garden-1.md"}
+    assert START.encode() not in (vault / "garden-1.md").read_bytes()
+
+
+def test_write_policy_manual_writes_only_on_request(vault, fake_embedder, start_daemon):
+    daemon = start_daemon(vault, write_policy="manual")
+    assert daemon.state.pending_writes == {}
+    batches = daemon.state.batches
+    append(vault / "garden-1.md", "an edit\n")
+    daemon.wait_batches(batches)
+    assert daemon.state.pending_writes == {}  # auto would have scheduled garden-1.md here
+    assert not any(START.encode() in data for data in snapshot(vault).values())
+    result = daemon.api.ok("POST", "/v1/write", {"path": "garden-1.md"})
+    assert result == {"results": [{"path": "garden-1.md", "status": "written", "detail": ""}]}
+    assert [k for k, v in snapshot(vault).items() if START.encode() in v] == ["garden-1.md"]
+
+
+def test_write_policy_auto_writes_only_the_edited_note_once_quiet(vault, fake_embedder,
+                                                                  start_daemon):
+    daemon = start_daemon(indexed_vault(vault), write_policy="auto", quiet=0.2)
+    assert daemon.state.pending_writes == {}  # an unchanged, indexed vault: nothing to write
+    writes = record_writes(daemon)
+    before = snapshot(vault)
+
+    append(vault / "bread-0.md", "more about rye\n")
+    edited = (vault / "bread-0.md").read_text(encoding="utf-8")
+    wait_for(lambda: writes, message="the auto write")
+    assert writes == [("bread-0.md", ["written"])]
+    text = (vault / "bread-0.md").read_text(encoding="utf-8")
+    assert START in text and END in text and remove_block(text) == edited
+    after = snapshot(vault)
+    assert {k: v for k, v in after.items() if k != "bread-0.md"} == \
+        {k: v for k, v in before.items() if k != "bread-0.md"}
+
+    def own_write_synced():
+        row = daemon.service.reader.note("bread-0.md")
+        return row.content_hash == sha(after["bread-0.md"]) and len(daemon.service.queue) == 0 \
+            and daemon.state.phase == "ready"
+    wait_for(own_write_synced, message="our own write to be synced")
+    assert daemon.state.pending_writes == {}  # our own write is not an edit
+
+    # An edit that leaves the block as it is: the write is tried and skipped.
+    data = after["bread-0.md"].replace(b"more about rye\n", b"more about rye!!!\n")
+    (vault / "bread-0.md").write_bytes(data)
+    stat = os.stat(vault / "bread-0.md")
+    wait_for(lambda: len(writes) == 2, message="the second auto write attempt")
+    assert writes[1] == ("bread-0.md", ["unchanged"])
+    again = os.stat(vault / "bread-0.md")
+    assert (again.st_ino, again.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    assert (vault / "bread-0.md").read_bytes() == data and daemon.state.written == 1
+
+
+def test_auto_does_not_write_while_edits_keep_coming(vault, fake_embedder, start_daemon):
+    daemon = start_daemon(indexed_vault(vault), write_policy="auto", quiet=0.3, debounce=0.1)
+    writes = record_writes(daemon)
+    path = vault / "music-2.md"
+    for i in range(30):  # typing for 1.5 s
+        path.write_text(note_text("music", 2, extra=f"typing {i}"), encoding="utf-8")
+        time.sleep(0.05)
+        assert writes == [] and daemon.state.written == 0, f"written during edit {i}"
+    last = path.read_text(encoding="utf-8")
+    wait_for(lambda: writes, message="the write after the edits stopped")
+    assert writes == [("music-2.md", ["written"])]
+    assert remove_block(path.read_text(encoding="utf-8")) == last
+
+
+def test_auto_write_survives_a_failed_sync(vault, fake_embedder, start_daemon, monkeypatch):
+    """An edit whose sync failed (embedder down) still gets its block once a retry works."""
+    monkeypatch.setattr(daemon_mod, "RETRY_MIN", 0.2)
+    daemon = start_daemon(indexed_vault(vault), write_policy="auto", quiet=0.2)
+    writes = record_writes(daemon)
+    fake_embedder.fail_on_call, fake_embedder.fail_with = fake_embedder.calls + 1, EmbedderError
+    append(vault / "travel-3.md", "brand new words passport stamps\n")
+    wait_for(lambda: writes, message="the auto write after the retry")
+    assert writes == [("travel-3.md", ["written"])]
+    assert daemon.state.last_error is None
+
+
+def test_a_failing_auto_write_does_not_stop_the_worker(vault, fake_embedder, start_daemon,
+                                                      monkeypatch):
+    """A scheduled write whose note vanished while the sync failed is logged, and the
+    worker keeps going."""
+    monkeypatch.setattr(daemon_mod, "RETRY_MIN", 3.0)  # the retry comes after the write is due
+    daemon = start_daemon(indexed_vault(vault), write_policy="auto", quiet=1.0)
+    tried = []
+    write = daemon.service.write
+    daemon.service.write = lambda path: (tried.append((path, daemon.state.last_error)), write(path))[1]
+    append(vault / "travel-3.md", "an edit\n")
+    wait_for(lambda: "travel-3.md" in daemon.state.pending_writes, message="a scheduled write")
+    fake_embedder.fail_on_call, fake_embedder.fail_with = fake_embedder.calls + 1, EmbedderError
+    batches = daemon.state.batches
+    (vault / "travel-3.md").unlink()
+    (vault / "new.md").write_text(note_text("travel", 30), encoding="utf-8")
+    wait_for(lambda: daemon.state.last_error is not None, message="the failed sync")
+    assert daemon.state.batches == batches and tried == []
+    wait_for(lambda: tried, message="the due write of the vanished note")
+    assert tried[0][0] == "travel-3.md" and tried[0][1] is not None  # tried while failing
+    wait_for(lambda: daemon.state.last_error is None and daemon.state.batches > batches,
+             message="the retry")
+    (vault / "later.md").write_text(note_text("garden", 31), encoding="utf-8")
+    wait_for(lambda: daemon.service.reader.note("later.md"), message="the worker to go on")
+    assert daemon.service._worker.is_alive()
+
+
+# -- restart ----------------------------------------------------------------------------
+def test_restart_on_an_unchanged_vault_embeds_nothing(vault, fake_embedder, start_daemon):
+    first = start_daemon(vault)
+    assert fake_embedder.calls > 0 and len(fake_embedder.texts) == 8
+    status = first.api.ok("GET", "/v1/status")
+    first.stop()
+    fake_embedder.reset_counts()
+    second = start_daemon(vault)
+    assert second.state.last_error is None and second.state.phase == "ready"
+    assert fake_embedder.calls == 0 and fake_embedder.texts == []
+    again = second.api.ok("GET", "/v1/status")
+    assert (again["notes"], again["embedded_texts"]) == (status["notes"], status["embedded_texts"])
+
+
+# -- a failing embedder -------------------------------------------------------------------
+def test_failing_embedder_keeps_notes_pending_then_catches_up(vault, openai_server,
+                                                              start_daemon, monkeypatch):
+    monkeypatch.setattr(daemon_mod, "RETRY_MIN", 0.1)
+    monkeypatch.setattr(daemon_mod, "RETRY_MAX", 0.4)
+    (vault / ".lenslink.toml").write_text(
+        'embedder = "openai"\n[embedder_options]\nmodel = "text-embedding-3-small"\n'
+        f'base_url = "{openai_server.base_url}"\nmax_retries = 1\nretry_base_delay = 0.001\n'
+        'timeout = 20\n', encoding="utf-8")
+    openai_server.fail_next(500, times=1_000_000)
+    daemon = start_daemon(vault, embedder=None)
+    status = daemon.api.ok("GET", "/v1/status")
+    assert status["phase"] == "error" and "500" in status["last_error"]
+    assert status["notes"] == 8 and status["texts"] == 8 and status["embedded_texts"] == 0
+
+    db = sqlite3.connect(daemon.service.vault.db_path)
+    try:
+        assert db.execute("SELECT count(DISTINCT text_hash) FROM chunks WHERE lens='topic'"
+                          ).fetchone()[0] == 8
+        assert db.execute("SELECT count(*) FROM vectors").fetchone()[0] == 0
+    finally:
+        db.close()
+
+    # it keeps retrying by itself, with backoff
+    wait_for(lambda: len(openai_server.requests_to("/embeddings")) >= 6, message="retries")
+    (vault / "late.md").write_text(note_text("garden", 40), encoding="utf-8")
+    wait_for(lambda: daemon.api.ok("GET", "/v1/status")["texts"] == 9, message="the new note read")
+    assert daemon.api.ok("GET", "/v1/status")["embedded_texts"] == 0
+
+    with openai_server._lock:  # the server recovers
+        openai_server._plan.clear()
+    status = wait_for(lambda: (s := daemon.api.ok("GET", "/v1/status"))["phase"] == "ready" and s,
+                      message="the daemon to catch up")
+    assert status["last_error"] is None and status["embedded_texts"] == status["texts"] == 9
+    related = daemon.api.ok("GET", "/v1/related?path=late.md&top=100")["related"]
+    assert {r["path"] for r in related} == set(snapshot(vault)) - {"late.md"}
+
+
+# -- the lock, signals, crashes (subprocesses) -------------------------------------------
+def test_a_second_daemon_on_the_same_vault_is_refused_until_the_first_dies(vault, serve_process):
+    first = serve_process(vault)
+    ready_status(first.wait_serving())
+
+    with pytest.raises(ConfigError, match=rf"another lenslink daemon \(pid {first.proc.pid}\) "
+                                          "is serving this vault; stop it first"):
+        daemon_mod.serve(vault, embedder="fake", port=0)
+
+    second = serve_process(vault)
+    assert second.wait_exit() == 1
+    assert f"Error: another lenslink daemon (pid {first.proc.pid})" in second.stderr
+    assert "Traceback" not in second.stderr
+
+    first.proc.send_signal(signal.SIGKILL)
+    first.wait_exit()
+    third = serve_process(vault)
+    status = ready_status(third.wait_serving())  # the stale lock is taken over
+    assert status["notes"] == 8
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "indexing"])
+def test_sigterm_stops_serve_promptly_with_exit_0(vault, serve_process, tmp_path, busy):
+    if busy:
+        make_notes(vault, 40, folder="more/")
+    log = tmp_path / "embedded.log"
+    proc = serve_process(vault, env={"FAKE_EMBED_SLEEP": "0.5" if busy else "0",
+                                     "FAKE_EMBED_LOG": str(log)})
+    api = proc.wait_serving()
+    if busy:
+        wait_for(lambda: log.exists() and log.read_text().count("\n") >= 4, message="indexing")
+        assert api.ok("GET", "/v1/status")["phase"] == "indexing"
+    else:
+        ready_status(api)
+    sent = time.monotonic()
+    proc.signal(signal.SIGTERM)
+    assert proc.wait_exit(30) == 0
+    assert time.monotonic() - sent < 15
+    assert "Traceback" not in proc.stderr
+
+
+def test_kill_9_while_indexing_then_restart_re_embeds_nothing_stored(vault, serve_process,
+                                                                   tmp_path):
+    make_notes(vault, 40, folder="more/")
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    db_path = config.default_db_path(vault.resolve())
+
+    def stored() -> set[str]:
+        if not db_path.exists():
+            return set()
+        db = sqlite3.connect(db_path, timeout=30)
+        try:
+            return {r[0] for r in db.execute("SELECT text_hash FROM vectors")}
+        except sqlite3.OperationalError:  # schema not there yet
+            return set()
+        finally:
+            db.close()
+
+    first = serve_process(vault, env={"FAKE_EMBED_SLEEP": "0.3", "FAKE_EMBED_LOG": str(first_log)})
+    first.wait_serving()
+    wait_for(lambda: len(stored()) >= 8, message="a few stored vectors")
+    first.proc.send_signal(signal.SIGKILL)
+    first.wait_exit()
+
+    db = sqlite3.connect(db_path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        needed = {r[0] for r in db.execute(  # the only lens with sources and candidates
+            "SELECT DISTINCT text_hash FROM chunks WHERE lens='topic'")}
+    finally:
+        db.close()
+    kept = stored()
+    assert 8 <= len(kept) < 48 and kept <= needed
+
+    second = serve_process(vault, env={"FAKE_EMBED_LOG": str(second_log)})
+    status = ready_status(second.wait_serving())
+    assert status["notes"] == 48 and status["embedded_texts"] == status["texts"] == 48
+    again = set(second_log.read_text().split()) if second_log.exists() else set()
+    assert again.isdisjoint(kept)
+    assert again | kept == stored() == needed

@@ -1,0 +1,480 @@
+"""Incremental indexing into a real SQLite file, with the counting fake embedder.
+
+The fake records every text it embedded, so "embeds nothing" and "re-embeds only these
+texts" are checked exactly, not inferred from a summary.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import lenslink.notes as notes_mod
+from fake_embedder import text_sha
+from lenslink.block import END, START
+from lenslink.vault import Vault
+
+TESTS = Path(__file__).resolve().parent
+PROJECT_PREFIX = "Project this note belongs to: "
+
+NOTES = {
+    "topics/Sourdough.md": "---\ntags: [baking]\n---\nRye flour and water, fed daily. See [[Bread]].\n",
+    "projects/Bread.md": "Bake a loaf every week with the [[Sourdough]] starter.\n",
+    "daily/2026-11-05.md": "Fed the starter. Worked on [[Bread]].\n",
+}
+# Default lenses: topic and daily share a template, so their texts are the same strings;
+# project adds its prefix. Six distinct texts in all.
+TOPIC_TEXTS = {
+    "topics/Sourdough.md": "Sourdough\nRye flour and water, fed daily. See Bread.",
+    "projects/Bread.md": "Bread\nBake a loaf every week with the Sourdough starter.",
+    "daily/2026-11-05.md": "2026-11-05\nFed the starter. Worked on Bread.",
+}
+ALL_TEXTS = set(TOPIC_TEXTS.values()) | {PROJECT_PREFIX + t for t in TOPIC_TEXTS.values()}
+
+BODY_ONLY = '[lenses.body]\ntemplate = "{body}"\n'
+
+
+def run_index(root: Path, db: Path, **kwargs):
+    with Vault(root, db=db, embedder="fake") as vault:
+        return vault.index(**kwargs)
+
+
+def query(db: Path, sql: str, *args) -> list[tuple]:
+    conn = sqlite3.connect(str(db))
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def mentions_of(db: Path, path: str) -> dict[str, list[tuple]]:
+    """Every row of every table that refers to `path`."""
+    return {
+        "notes": query(db, "SELECT path FROM notes WHERE path=?", path),
+        "chunks": query(db, "SELECT path, lens FROM chunks WHERE path=?", path),
+        "links": query(db, "SELECT src, dst FROM links WHERE src=? OR dst=?", path, path),
+        "failures": query(db, "SELECT path FROM failures WHERE path=?", path),
+        "written": query(db, "SELECT path FROM written WHERE path=?", path),
+    }
+
+
+NOWHERE = {"notes": [], "chunks": [], "links": [], "failures": [], "written": []}
+
+
+def stored_hashes(db: Path) -> set[str]:
+    return {h for (h,) in query(db, "SELECT text_hash FROM vectors")}
+
+
+def chunk_hashes(db: Path, lens: str | None = None) -> set[str]:
+    """Hashes of the stored lens texts (of one lens: chunks of a lens with no source or
+    no candidate notes are stored but never embedded)."""
+    if lens:
+        return {h for (h,) in query(db, "SELECT text_hash FROM chunks WHERE lens=?", lens)}
+    return {h for (h,) in query(db, "SELECT text_hash FROM chunks")}
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "index.db"
+
+
+@pytest.fixture
+def vault(tiny_vault):
+    return tiny_vault(NOTES)
+
+
+# ---------------------------------------------------------------- caching
+
+def test_first_index_embeds_every_distinct_text_exactly_once(vault, db, fake_embedder):
+    report = run_index(vault, db)
+    assert sorted(fake_embedder.texts) == sorted(ALL_TEXTS)  # no text twice, none missing
+    assert (report.scanned, report.parsed, report.unchanged, report.embedded) == (3, 3, 0, 6)
+    assert stored_hashes(db) == chunk_hashes(db) == {text_sha(t) for t in ALL_TEXTS}
+    assert query(db, "SELECT path, lens, chunk, text FROM chunks WHERE path=? ORDER BY lens",
+                 "projects/Bread.md") == [
+        ("projects/Bread.md", "daily", 0, TOPIC_TEXTS["projects/Bread.md"]),
+        ("projects/Bread.md", "project", 0, PROJECT_PREFIX + TOPIC_TEXTS["projects/Bread.md"]),
+        ("projects/Bread.md", "topic", 0, TOPIC_TEXTS["projects/Bread.md"]),
+    ]
+
+
+def test_second_index_embeds_nothing_and_reports_all_unchanged(vault, db, fake_embedder):
+    run_index(vault, db)
+    calls = fake_embedder.calls
+    report = run_index(vault, db)
+    assert fake_embedder.calls == calls
+    assert (report.parsed, report.unchanged, report.deleted, report.embedded) == (0, 3, 0, 0)
+
+
+def test_touched_but_unchanged_note_is_not_reparsed_into_new_texts(vault, db, fake_embedder):
+    run_index(vault, db)
+    calls = fake_embedder.calls
+    path = vault / "projects/Bread.md"
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
+    report = run_index(vault, db)
+    assert fake_embedder.calls == calls
+    assert (report.parsed, report.unchanged) == (0, 3)
+    # and the new mtime was remembered: the next run does not even read the file
+    assert query(db, "SELECT mtime_ns FROM notes WHERE path='projects/Bread.md'") == \
+        [(path.stat().st_mtime_ns,)]
+
+
+def test_modifying_one_note_reembeds_only_its_texts(vault, db, fake_embedder):
+    run_index(vault, db)
+    fake_embedder.reset_counts()
+    (vault / "topics/Sourdough.md").write_text("Whole rye and a warm kitchen.\n")
+    report = run_index(vault, db)
+    new = "Sourdough\nWhole rye and a warm kitchen."
+    assert sorted(fake_embedder.texts) == sorted([new, PROJECT_PREFIX + new])
+    assert (report.parsed, report.unchanged, report.embedded) == (1, 2, 2)
+    # the old texts' vectors are gone: vectors are exactly what chunks need
+    assert stored_hashes(db) == chunk_hashes(db)
+    assert text_sha(TOPIC_TEXTS["topics/Sourdough.md"]) not in stored_hashes(db)
+
+
+def test_moving_a_note_embeds_nothing_and_leaves_no_stale_rows(vault, db, fake_embedder):
+    run_index(vault, db)
+    fake_embedder.reset_counts()
+    (vault / "archive").mkdir()
+    (vault / "topics/Sourdough.md").rename(vault / "archive/Sourdough.md")
+    report = run_index(vault, db)
+    assert fake_embedder.texts == []
+    assert (report.deleted, report.parsed) == (1, 1)
+    assert mentions_of(db, "topics/Sourdough.md") == NOWHERE
+    # [[Sourdough]] in Bread now resolves to the new path
+    assert query(db, "SELECT src, dst FROM links ORDER BY src, dst") == [
+        ("archive/Sourdough.md", "projects/Bread.md"),
+        ("daily/2026-11-05.md", "projects/Bread.md"),
+        ("projects/Bread.md", "archive/Sourdough.md"),
+    ]
+    assert stored_hashes(db) == chunk_hashes(db)
+
+
+def test_renaming_a_note_under_a_body_only_lens_embeds_nothing(tiny_vault, db, fake_embedder):
+    root = tiny_vault({"old name.md": "Some words about tomatoes.\n", "other.md": "[[old name]]\n"},
+                      config=BODY_ONLY)
+    run_index(root, db)
+    fake_embedder.reset_counts()
+    (root / "old name.md").rename(root / "new name.md")
+    run_index(root, db)
+    assert fake_embedder.texts == []
+    assert mentions_of(db, "old name.md") == NOWHERE
+    assert query(db, "SELECT path, text FROM chunks ORDER BY path") == [
+        ("new name.md", "Some words about tomatoes."), ("other.md", "old name")]
+    assert query(db, "SELECT src, dst FROM links") == []  # [[old name]] is unresolved now
+
+
+def test_renaming_a_note_under_the_default_lens_reembeds_only_its_titled_text(vault, db, fake_embedder):
+    run_index(vault, db)
+    fake_embedder.reset_counts()
+    (vault / "projects/Bread.md").rename(vault / "projects/Loaf.md")
+    run_index(vault, db)
+    new = "Loaf\nBake a loaf every week with the Sourdough starter."
+    assert sorted(fake_embedder.texts) == sorted([new, PROJECT_PREFIX + new])
+    assert mentions_of(db, "projects/Bread.md") == NOWHERE
+    assert stored_hashes(db) == chunk_hashes(db)
+
+
+def test_deleting_a_note_removes_everything_about_it(vault, db, fake_embedder):
+    run_index(vault, db)
+    with Vault(vault, db=db, embedder="fake") as v:
+        assert [o.status for o in v.write(["projects/Bread.md"])] == ["written"]
+    assert mentions_of(db, "projects/Bread.md")["written"] == [("projects/Bread.md",)]
+    (vault / "projects/Bread.md").unlink()
+    report = run_index(vault, db)
+    assert report.deleted == 1
+    assert mentions_of(db, "projects/Bread.md") == NOWHERE
+    assert stored_hashes(db) == chunk_hashes(db)
+    assert text_sha(TOPIC_TEXTS["projects/Bread.md"]) not in stored_hashes(db)
+
+
+def test_duplicate_notes_in_two_folders_are_embedded_once(tiny_vault, db, fake_embedder):
+    same = "Identical text about composting leaves.\n"
+    root = tiny_vault({"a/Compost.md": same, "b/Compost.md": same})
+    run_index(root, db)
+    assert fake_embedder.texts == ["Compost\nIdentical text about composting leaves."]
+    assert query(db, "SELECT path FROM chunks WHERE lens='topic' ORDER BY path") == \
+        [("a/Compost.md",), ("b/Compost.md",)]
+
+
+def test_duplicate_notes_with_different_names_are_embedded_once_under_a_body_lens(
+        tiny_vault, db, fake_embedder):
+    same = "Identical text about composting leaves.\n"
+    root = tiny_vault({"x.md": same, "y.md": same, "z.md": "Something else.\n"}, config=BODY_ONLY)
+    run_index(root, db)
+    assert sorted(fake_embedder.texts) == ["Identical text about composting leaves.", "Something else."]
+
+
+TWO_LENSES = """
+[lenses.one]
+prefix = "{one}"
+[lenses.two]
+prefix = "Two: "
+top_k = {top_k}
+"""
+
+
+def test_changing_one_lens_prefix_reembeds_only_that_lens(tiny_vault, db, fake_embedder):
+    notes = {f"n{i}.md": f"note number {i} about subject {i * 7}\n" for i in range(5)}
+    root = tiny_vault(notes, config=TWO_LENSES.format(one="One: ", top_k=5))
+    run_index(root, db)
+    assert len(fake_embedder.texts) == 10
+    fake_embedder.reset_counts()
+    (root / ".lenslink.toml").write_text(TWO_LENSES.format(one="Uno: ", top_k=5))
+    report = run_index(root, db)
+    assert sorted(fake_embedder.texts) == sorted(
+        f"Uno: n{i}\nnote number {i} about subject {i * 7}" for i in range(5))
+    assert report.embedded == 5
+    assert not any(h for (h,) in query(db, "SELECT text FROM chunks WHERE text LIKE 'One: %'"))
+    assert stored_hashes(db) == chunk_hashes(db)
+
+
+def test_changing_top_k_rereads_and_reembeds_nothing(tiny_vault, db, fake_embedder):
+    notes = {f"n{i}.md": f"note number {i}\n" for i in range(3)}
+    root = tiny_vault(notes, config=TWO_LENSES.format(one="One: ", top_k=5))
+    run_index(root, db)
+    fake_embedder.reset_counts()
+    (root / ".lenslink.toml").write_text(TWO_LENSES.format(one="One: ", top_k=9))
+    report = run_index(root, db)
+    assert fake_embedder.texts == []
+    assert (report.parsed, report.unchanged) == (0, 3)
+
+
+def test_lens_without_source_or_candidate_notes_costs_nothing(tiny_vault, db, fake_embedder):
+    root = tiny_vault({"a.md": "apples\n", "b.md": "bananas\n"})  # no daily or project notes
+    run_index(root, db)
+    assert sorted(fake_embedder.texts) == ["a\napples", "b\nbananas"]  # topic only
+
+
+# ---------------------------------------------------------------- odd notes
+
+def test_opted_out_note_is_not_embedded(tiny_vault, db, fake_embedder):
+    root = tiny_vault({"secret.md": "---\nlenslink: false\n---\nZanzibar diary.\n",
+                       "open.md": "Public text about Zanzibar.\n"})
+    report = run_index(root, db)
+    assert report.opted_out == 1
+    assert fake_embedder.texts == ["open\nPublic text about Zanzibar."]
+    assert query(db, "SELECT opted_out, lex_text FROM notes WHERE path='secret.md'") == [(1, "")]
+    assert query(db, "SELECT * FROM chunks WHERE path='secret.md'") == []
+
+
+def test_note_that_opts_out_later_loses_its_texts_and_vectors(tiny_vault, db, fake_embedder):
+    root = tiny_vault({"diary.md": "Private thoughts.\n", "open.md": "Public.\n"})
+    run_index(root, db)
+    (root / "diary.md").write_text("---\nlenslink: false\n---\nPrivate thoughts.\n")
+    run_index(root, db)
+    assert query(db, "SELECT * FROM chunks WHERE path='diary.md'") == []
+    assert text_sha("diary\nPrivate thoughts.") not in stored_hashes(db)
+
+
+BROKEN_YAML = '---\ntitle: "unclosed\ntags: [x]\n---\nBody about bees.\n'
+
+
+def test_broken_frontmatter_is_indexed_and_reported_once(tiny_vault, db, fake_embedder):
+    root = tiny_vault({"bees.md": BROKEN_YAML, "ok.md": "fine\n"})
+    first = run_index(root, db)
+    problems = [p for p in first.problems if p[0] == "bees.md"]
+    assert len(problems) == 1 and problems[0][1].startswith("broken frontmatter:")
+    assert "bees\nBody about bees." in fake_embedder.texts
+    second = run_index(root, db)
+    assert second.problems == []
+    with Vault(root, db=db, embedder="fake") as v:
+        assert v.status()["problems"] == {"bees.md": [problems[0][1]]}
+
+
+def test_non_utf8_empty_and_10mb_notes_index_with_the_rest(tiny_vault, db, fake_embedder):
+    paragraphs = [" ".join(f"w{p}x{i}" for i in range(150)) for p in range(11_000)]
+    big = "\n\n".join(paragraphs)
+    assert len(big.encode()) > 10_000_000
+    root = tiny_vault({"latin1.md": "Caf\xe9 au lait".encode("latin-1"), "empty.md": "",
+                       "big.md": big, "plain.md": "plain words\n"})
+    report = run_index(root, db)
+    assert (report.scanned, report.parsed, report.failed) == (4, 4, 0)
+    assert [p for p in report.problems if p[0] == "latin1.md"][0][1].startswith("not valid UTF-8")
+    texts = dict(query(db, "SELECT path, group_concat(text, '|') FROM chunks"
+                           " WHERE lens='topic' GROUP BY path"))
+    assert texts["latin1.md"] == "latin1\nCaf\ufffd au lait"
+    assert texts["empty.md"] == "empty"
+    assert texts["plain.md"] == "plain\nplain words"
+    assert query(db, "SELECT count(*) FROM chunks WHERE path='big.md' AND lens='topic'") == \
+        [(32,)]  # MAX_CHUNKS
+    assert stored_hashes(db) == chunk_hashes(db, "topic")
+
+
+def test_binary_file_named_md_fails_alone(tiny_vault, db, fake_embedder):
+    root = tiny_vault({"image.md": b"\x89PNG\x00\x00binary", "ok.md": "fine\n"})
+    report = run_index(root, db)
+    assert report.failed == 1
+    assert fake_embedder.texts == ["ok\nfine"]
+    with Vault(root, db=db, embedder="fake") as v:
+        assert list(v.status()["problems"]) == ["image.md"]
+
+
+def test_note_vanishing_between_scan_and_stat_is_a_warning(vault, db, fake_embedder, monkeypatch):
+    scan = notes_mod.scan_vault
+
+    def scan_then_delete(root, exclude=()):
+        found = scan(root, exclude)
+        (root / "projects/Bread.md").unlink()
+        return found
+
+    monkeypatch.setattr(notes_mod, "scan_vault", scan_then_delete)
+    report = run_index(vault, db)
+    assert report.failed == 1
+    assert [p for p, _ in report.problems] == ["projects/Bread.md"]
+    assert {p for (p,) in query(db, "SELECT path FROM notes")} == \
+        {"topics/Sourdough.md", "daily/2026-11-05.md"}
+
+
+def test_note_vanishing_between_stat_and_read_is_a_warning_that_clears(vault, db, fake_embedder,
+                                                                      monkeypatch):
+    read = notes_mod.read_note
+
+    def delete_then_read(root, rel, *args, **kwargs):
+        if rel == "projects/Bread.md":
+            (root / rel).unlink()
+        return read(root, rel, *args, **kwargs)
+
+    monkeypatch.setattr(notes_mod, "read_note", delete_then_read)
+    report = run_index(vault, db)
+    assert report.failed == 1
+    (message,) = [m for p, m in report.problems if p == "projects/Bread.md"]
+    assert "vanished" in message
+    assert {p for (p,) in query(db, "SELECT path FROM notes")} == \
+        {"topics/Sourdough.md", "daily/2026-11-05.md"}
+    assert set(fake_embedder.texts) == {TOPIC_TEXTS["topics/Sourdough.md"],
+                                        TOPIC_TEXTS["daily/2026-11-05.md"]}
+    with Vault(vault, db=db, embedder="fake") as v:
+        assert list(v.status()["problems"]) == ["projects/Bread.md"]
+    monkeypatch.undo()
+    run_index(vault, db)  # the note is really gone now: no problem is left about it
+    with Vault(vault, db=db, embedder="fake") as v:
+        assert v.status()["problems"] == {}
+
+
+def test_scan_problems_are_reported_with_their_path(tiny_vault, db, fake_embedder, tmp_path):
+    outside = tmp_path / "outside.md"
+    outside.write_text("not in the vault\n")
+    root = tiny_vault({"ok.md": "fine\n"})
+    os.symlink(outside, root / "link.md")
+    report = run_index(root, db)
+    assert len(report.problems) == 1
+    path, message = report.problems[0]
+    assert path == "link.md" and "outside the vault" in message
+    assert fake_embedder.texts == ["ok\nfine"]
+
+
+def test_managed_block_is_never_embedded_nor_linked(tiny_vault, db, fake_embedder):
+    block = f"{START}\n## Related notes\n*topic*\n- [[Zebra]]\n{END}\n"
+    root = tiny_vault({"horse.md": "Horses graze.\n\n" + block, "Zebra.md": "Stripes.\n"})
+    run_index(root, db)
+    horse_texts = [t for t in fake_embedder.texts if t.startswith("horse")]
+    assert horse_texts == ["horse\nHorses graze."]
+    assert not any("lenslink:start" in t or "lenslink" in t for t in fake_embedder.texts)
+    assert query(db, "SELECT * FROM links") == []
+
+
+def test_writing_blocks_then_reindexing_embeds_nothing(vault, db, fake_embedder):
+    run_index(vault, db)
+    with Vault(vault, db=db, embedder="fake") as v:
+        assert {o.status for o in v.write()} == {"written"}
+    assert START in (vault / "projects/Bread.md").read_text()
+    links_before = query(db, "SELECT * FROM links ORDER BY src, dst")
+    fake_embedder.reset_counts()
+    report = run_index(vault, db)
+    assert report.parsed == 3  # the files changed...
+    assert fake_embedder.texts == []  # ...but not what is embedded
+    assert query(db, "SELECT * FROM links ORDER BY src, dst") == links_before
+
+
+# ---------------------------------------------------------------- links
+
+def test_links_resolve_like_obsidian_and_late_targets_get_resolved(tiny_vault, db, fake_embedder):
+    root = tiny_vault({
+        "a.md": "See [[b]], [[B#Heading|bee]], [c](sub/c.md), [[a]] and `[[code]]` and [[later]].\n",
+        "b.md": "Back to [[a|the first]].\n",
+        "sub/c.md": "nothing\n",
+        "code.md": "x\n",
+    })
+    run_index(root, db)
+    assert query(db, "SELECT src, dst FROM links ORDER BY src, dst") == [
+        ("a.md", "b.md"), ("a.md", "sub/c.md"), ("b.md", "a.md")]
+    (root / "sub/later.md").write_text("created afterwards\n")
+    run_index(root, db)
+    assert query(db, "SELECT src, dst FROM links ORDER BY src, dst") == [
+        ("a.md", "b.md"), ("a.md", "sub/c.md"), ("a.md", "sub/later.md"), ("b.md", "a.md")]
+
+
+# ---------------------------------------------------------------- interruption
+
+def many_notes(n: int) -> dict[str, str]:
+    return {f"n{i:02}.md": f"note {i} about topic {i % 5} and word{i}\n" for i in range(n)}
+
+
+def test_interrupted_index_is_completed_without_embedding_anything_twice(tiny_vault, db,
+                                                                         fake_embedder):
+    root = tiny_vault(many_notes(14))  # 14 texts, batches of 4
+    fake_embedder.fail_on_call = 2
+    with pytest.raises(KeyboardInterrupt):
+        run_index(root, db)
+    assert len(fake_embedder.texts) == 4  # the first batch, committed
+    assert len(stored_hashes(db)) == 4
+    fake_embedder.fail_on_call = None
+    report = run_index(root, db)
+    assert report.embedded == 10
+    assert len(fake_embedder.texts) == len(set(fake_embedder.texts)) == 14
+    assert {text_sha(t) for t in fake_embedder.texts} == chunk_hashes(db, "topic") == \
+        stored_hashes(db)
+    with Vault(root, db=db, embedder="fake") as v:
+        status = v.status()
+    assert (status["texts"], status["embedded_texts"]) == (14, 14)
+
+
+def _count_vectors(db: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0  # not created yet
+
+
+def test_kill_9_mid_index_then_rerun_completes_without_reembedding(tiny_vault, db, tmp_path):
+    root = tiny_vault(many_notes(40))
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    env = {**os.environ, "FAKE_EMBED_SLEEP": "0.3", "FAKE_EMBED_LOG": str(first_log)}
+    cmd = [sys.executable, str(TESTS / "fake_embedder.py"), "index", str(root),
+           "--db", str(db), "--embedder", "fake"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while _count_vectors(db) < 8:  # at least two committed batches
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the index never got going"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    committed = stored_hashes(db)
+    assert 8 <= len(committed) < 40  # killed mid-way
+
+    env = {**os.environ, "FAKE_EMBED_LOG": str(second_log)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "texts embedded" in done.stdout
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    second = second_log.read_text().split()
+    assert len(second) == len(set(second))
+    assert not set(second) & committed  # nothing stored before the kill was embedded again
+    assert committed | set(second) == chunk_hashes(db, "topic") == stored_hashes(db)
+    assert len(stored_hashes(db)) == 40

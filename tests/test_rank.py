@@ -1,0 +1,332 @@
+"""Ranking, calibration and the lexical signals.
+
+Ranking runs on real indexes built with the bag-of-words fake embedder, so "similar"
+means "shares words", and what a note should find is known by construction.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from lenslink import calibrate
+from lenslink.lexical import Mentions, TfIdf, normalise
+from lenslink.rank import VaultIndex
+from lenslink.vault import Vault
+
+CLUSTERS = {
+    "baking": "sourdough rye flour starter loaf oven bake crust levain proof",
+    "garden": "tomato compost soil water seeds garden beds mulch weeds harvest",
+    "server": "server backup disk linux docker network router raid ssh uptime",
+    "travel": "train hotel map japan tokyo ticket luggage station kyoto ferry",
+    "money": "budget savings invest income tax pension fund rent salary loan",
+}
+COMMON = "today some thing really good then also maybe other time".split()
+TEMPLATE = "Tasks morning evening Notes Gratitude checklist"
+
+
+def cluster_notes(per_cluster: int = 6, linked: bool = True, seed: int = 0) -> dict[str, str]:
+    """Notes in topic clusters; with `linked`, each links to the next two of its cluster."""
+    rng = random.Random(seed)
+    notes = {}
+    for name, vocab in CLUSTERS.items():
+        words = vocab.split()
+        for i in range(per_cluster):
+            text = " ".join(rng.sample(words, 6) + rng.sample(COMMON, 2))
+            if linked:
+                text += f"\n\nSee [[{name} {(i + 1) % per_cluster}]] and [[{name} {(i + 2) % per_cluster}]].\n"
+            notes[f"{name}/{name} {i}.md"] = text
+    return notes
+
+
+def daily_notes() -> dict[str, str]:
+    """Daily notes that share a template, each about one cluster."""
+    out = {}
+    for day, name in enumerate(["baking", "garden", "server", "travel", "money"], start=2):
+        words = CLUSTERS[name].split()[:3]
+        out[f"daily/2026-11-0{day}.md"] = f"{TEMPLATE}\n- {' '.join(words)}\n"
+    return out
+
+
+@pytest.fixture
+def open_vault(tiny_vault, tmp_path, fake_embedder):
+    """Build, index and open a vault; closed at the end of the test."""
+    opened = []
+
+    def make(notes: dict, config: str | None = None) -> Vault:
+        root = tiny_vault(notes, config=config, name=f"vault{len(opened)}")
+        vault = Vault(root, db=tmp_path / f"index{len(opened)}.db", embedder="fake")
+        opened.append(vault)
+        vault.index()
+        return vault
+
+    yield make
+    for vault in opened:
+        vault.close()
+
+
+def paths(results) -> list[str]:
+    return [r.path for r in results]
+
+
+# ---------------------------------------------------------------- related
+
+def test_related_never_includes_the_note_itself(open_vault):
+    vault = open_vault(cluster_notes())
+    for note in vault.ranking().lens_notes("topic"):
+        found = vault.related(note, "topic", top=100)
+        assert note not in paths(found)
+        assert len(found) == 29
+
+
+def test_notes_find_their_own_cluster_first(open_vault):
+    vault = open_vault(cluster_notes(linked=False))
+    for note in vault.ranking().lens_notes("topic"):
+        cluster = note.split("/")[0]
+        assert {p.split("/")[0] for p in paths(vault.related(note, "topic", top=3))} == {cluster}
+
+
+def test_daily_lens_never_suggests_daily_notes_though_they_are_the_most_similar(open_vault):
+    vault = open_vault({**cluster_notes(), **daily_notes()})
+    day = "daily/2026-11-02.md"
+    # under the plain lens, the shared template makes the other days the best matches
+    assert paths(vault.related(day, "topic", top=1))[0].startswith("daily/")
+    found = vault.related(day, "daily", top=10)
+    assert len(found) == 10
+    assert not any(p.startswith("daily/") for p in paths(found))
+    assert paths(found)[0].startswith("baking/")  # what the day was about
+    # and the daily lens gives nothing to non-daily notes (they are not its source)
+    assert vault.related("baking/baking 0.md", "daily") == []
+
+
+def test_top_k_from_the_lens_and_from_the_call(open_vault):
+    config = '[lenses.topic]\ntop_k = 4\n[lenses.wide]\ntop_k = 7\n'
+    vault = open_vault(cluster_notes(), config=config)
+    note = "garden/garden 0.md"
+    assert len(vault.related(note, "topic")) == 4
+    assert len(vault.related(note, "wide")) == 7
+    assert len(vault.related(note, "topic", top=2)) == 2
+    assert paths(vault.related(note, "topic", top=2)) == paths(vault.related(note, "topic"))[:2]
+
+
+def test_min_score_drops_weak_suggestions(open_vault):
+    config = '[lenses.all]\ntop_k = 29\n[lenses.strict]\ntop_k = 29\nmin_score = 0.5\n'
+    vault = open_vault(cluster_notes(linked=False), config=config)
+    note = "money/money 0.md"
+    everything = vault.related(note, "all")
+    strict = vault.related(note, "strict")
+    assert len(everything) == 29
+    assert 0 < len(strict) < 29
+    assert all(r.score >= 0.5 for r in strict)
+    assert paths(strict) == [r.path for r in everything if r.score >= 0.5]
+
+
+def test_ties_are_broken_by_path_also_at_the_cut(open_vault):
+    same = "apple banana cherry\n"
+    notes = {f"t{i}/Same.md": same for i in range(8)}
+    notes["Query.md"] = "apple banana cherry date\n"
+    notes.update({f"other{i}.md": f"zebra{i} yak{i} walrus\n" for i in range(6)})
+    vault = open_vault(notes)
+    for k in (1, 2, 3, 5, 8):
+        found = vault.related("Query.md", "topic", top=k)
+        assert len({r.raw for r in found}) == 1
+        assert paths(found) == [f"t{i}/Same.md" for i in range(k)]
+
+
+def test_results_are_sorted_and_deterministic(open_vault):
+    vault = open_vault(cluster_notes())
+    first = [r.to_dict() for r in vault.related("server/server 3.md", "topic", top=29)]
+    raws = [r["reason"]["raw"] for r in first]
+    assert raws == sorted(raws, reverse=True)
+    vault._index = None  # reload from the store
+    assert [r.to_dict() for r in vault.related("server/server 3.md", "topic", top=29)] == first
+
+
+def test_linked_notes_are_marked_not_hidden(open_vault):
+    vault = open_vault(cluster_notes())
+    found = vault.related("travel/travel 0.md", "topic", top=29)
+    linked = {r.path for r in found if r.linked}
+    assert linked == {"travel/travel 1.md", "travel/travel 2.md"}
+    # backlinks are not "linked": only what this note links to
+    assert not next(r for r in found if r.path == "travel/travel 5.md").linked
+
+
+def test_opted_out_note_is_never_suggested(open_vault):
+    notes = cluster_notes(linked=False)
+    notes["baking/secret.md"] = "---\nlenslink: false\n---\n" + CLUSTERS["baking"] + "\n"
+    vault = open_vault(notes)
+    for note in vault.ranking().lens_notes("topic"):
+        assert "baking/secret.md" not in paths(vault.related(note, "topic", top=100))
+    assert vault.related("baking/secret.md", "topic") == []
+
+
+def test_unknown_note_and_unknown_lens(open_vault):
+    from lenslink.errors import ConfigError, NotFound
+
+    vault = open_vault(cluster_notes())
+    with pytest.raises(NotFound, match="no note 'nope'"):
+        vault.related("nope")
+    with pytest.raises(ConfigError, match="unknown lens 'colour'; lenses: topic, project, daily"):
+        vault.related("money/money 0.md", "colour")
+
+
+@pytest.mark.parametrize("linked", [True, False])
+def test_scores_are_in_0_1_and_monotone_in_the_raw_score(open_vault, linked):
+    vault = open_vault(cluster_notes(linked=linked))
+    for note in ["baking/baking 0.md", "server/server 4.md", "money/money 5.md"]:
+        found = vault.related(note, "topic", top=29)
+        scores = [r.score for r in found]
+        assert all(0.0 <= s <= 1.0 for s in scores)
+        assert scores == sorted(scores, reverse=True)  # results come sorted by raw
+        assert scores[0] > scores[-1]
+        assert {r.score_kind for r in found} == {"probability" if linked else "percentile"}
+
+
+# ---------------------------------------------------------------- calibration
+
+def pair_probabilities(index: VaultIndex, lens: str = "topic"):
+    """(probabilities of linked pairs, probabilities of unlinked pairs) under a lens."""
+    view = index.views[lens]
+    linked, unlinked = [], []
+    for i in range(len(view.rows)):
+        path = index.notes[int(view.rows[i])].path
+        probs = view.calibrator(index.raw_scores(view, i)[0])
+        for j in range(len(view.rows)):
+            if j != i:
+                other = index.notes[int(view.rows[j])].path
+                (linked if other in index.links.get(path, ()) else unlinked).append(probs[j])
+    return np.array(linked), np.array(unlinked)
+
+
+def test_with_enough_links_scores_are_link_probabilities(open_vault):
+    vault = open_vault(cluster_notes())
+    index = vault.ranking()
+    assert index.views["topic"].calibrator.kind == "probability"
+    linked, unlinked = pair_probabilities(index)
+    assert len(linked) == 60
+    assert linked.mean() > 3 * unlinked.mean()
+    # roughly calibrated: the mean probability is near the true share of linked pairs
+    share = len(linked) / (len(linked) + len(unlinked))
+    assert abs(np.concatenate([linked, unlinked]).mean() - share) < 0.02
+
+
+def test_without_links_scores_are_percentiles(open_vault):
+    vault = open_vault(cluster_notes(linked=False))
+    calibrator = vault.ranking().views["topic"].calibrator
+    assert calibrator.kind == "percentile"
+    assert len(calibrator.reference) > 0
+
+
+def test_percentile_calibrator():
+    cal = calibrate.Calibrator("percentile", reference=(0.1, 0.2, 0.3, 0.4))
+    assert list(cal(np.array([0.0, 0.1, 0.25, 0.4, 9.0]))) == [0.0, 0.25, 0.5, 1.0, 1.0]
+    assert list(calibrate.Calibrator("percentile")(np.array([0.3]))) == [0.0]
+
+
+def test_fit_falls_back_to_percentiles_with_few_positives():
+    cal = calibrate.fit(np.ones(9), np.zeros(50), np.arange(100.0))
+    assert cal.kind == "percentile"
+    assert cal.reference == tuple(np.arange(100.0))
+    assert calibrate.fit(np.ones(10) + np.arange(10), np.arange(50.0), np.arange(5.0)).kind == \
+        "probability"
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_fit_platt_recovers_a_known_logistic_relation():
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1.5, 40_000)
+    y = rng.random(len(x)) < sigmoid(3.0 * x - 1.0)
+    a, b = calibrate.fit_platt(x, y)
+    assert a == pytest.approx(3.0, abs=0.1)
+    assert b == pytest.approx(-1.0, abs=0.06)
+
+
+def test_fit_platt_on_separable_data_stays_finite():
+    a, b = calibrate.fit_platt(np.array([0.0, 0.1, 0.9, 1.0]), np.array([0, 0, 1, 1]))
+    assert math.isfinite(a) and math.isfinite(b) and a > 0
+
+
+def test_expected_calibration_error():
+    rng = np.random.default_rng(1)
+    probs = rng.random(50_000)
+    calibrated = rng.random(len(probs)) < probs
+    assert calibrate.expected_calibration_error(probs, calibrated) < 0.01
+    overconfident = rng.random(len(probs)) < 0.5  # the outcome ignores the prediction
+    assert calibrate.expected_calibration_error(probs, overconfident) == pytest.approx(0.25, abs=0.01)
+    assert calibrate.expected_calibration_error(np.array([1.0, 1.0]), np.array([0, 0])) == 1.0
+
+
+# ---------------------------------------------------------------- lexical
+
+CORPUS = [
+    "The sourdough starter needs rye flour and water, rye again.",
+    "Rye bread: flour, water, salt and a sourdough starter.",
+    "Tomatoes need water and compost; compost again.",
+    "Backups of the home server run every night.",
+    "The server needs a new disk before the backups fail.",
+    "",
+    "Unique words only here: zebra quokka.",
+    "flour flour flour FLOUR",
+]
+
+
+def dense_tfidf_cosines(texts: list[str]) -> np.ndarray:
+    """Reference: 1 + log tf, idf = ln((1 + n) / (1 + df)) + 1, L2 rows, all pairs."""
+    docs = [Counter(re.findall(r"\w{2,}", t.lower())) for t in texts]
+    vocab = sorted({w for d in docs for w in d})
+    n = len(texts)
+    df = {w: sum(w in d for d in docs) for w in vocab}
+    m = np.zeros((n, len(vocab)))
+    for i, d in enumerate(docs):
+        for j, w in enumerate(vocab):
+            if d[w]:
+                m[i, j] = (1 + math.log(d[w])) * (math.log((1 + n) / (1 + df[w])) + 1)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    m = np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+    return m @ m.T
+
+
+def test_tfidf_similarities_equal_a_dense_brute_force_cosine():
+    reference = dense_tfidf_cosines(CORPUS)
+    tfidf = TfIdf(CORPUS)
+    off_diagonal = ~np.eye(len(CORPUS), dtype=bool)
+    for i in range(len(CORPUS)):
+        got = tfidf.similarities(i)
+        assert got.dtype == np.float32 and got.shape == (len(CORPUS),)
+        np.testing.assert_allclose(got[off_diagonal[i]], reference[i][off_diagonal[i]],
+                                   rtol=1e-5, atol=1e-7)
+    assert reference[0, 1] > 0.5 and reference[3, 4] > 0.3  # the corpus has real overlaps
+
+
+def test_tfidf_of_an_empty_corpus_and_empty_text():
+    assert list(TfIdf(["", "words here"]).similarities(0)) == [0.0, 0.0]
+
+
+def test_mentions_find_multi_word_titles_and_aliases_as_whole_words():
+    mentions = Mentions([
+        ["Garden irrigation"],
+        ["Python", "Monty language"],
+        ["SQL"],
+        ["Sourdough starter", "Gus"],   # 3 characters are enough
+        ["AI"],                          # shorter: never matched
+        ["Tom Becker"],
+    ])
+    text = ("Planning the garden  irrigation, in the Monty-language; pythonic SQLite code, "
+            "then feed Gus. Said hi to Tom. AI everywhere.")
+    assert mentions.mentioned(text) == {0, 1, 3}
+    assert mentions.mentioned("GARDEN IRRIGATION") == {0}
+    assert mentions.mentioned("garden") == set()
+    assert mentions.mentioned("Tom Becker") == {5}
+    assert mentions.mentioned("tombecker python") == {1}
+
+
+def test_normalise():
+    assert normalise("  Mexico-City,\nMEXICO ") == "mexico city mexico"
