@@ -54,6 +54,7 @@ from lenslink import notes as notes_mod  # noqa: E402
 from lenslink import rank  # noqa: E402
 from lenslink.index import text_hash  # noqa: E402
 from lenslink.lenses import load_config  # noqa: E402
+from lenslink.lexical import TfIdf  # noqa: E402
 from lenslink.store import Store  # noqa: E402
 
 TOP = 100
@@ -228,6 +229,15 @@ def zscore(S: np.ndarray, rows: list[int]) -> np.ndarray:
     return (S - mu) / sd
 
 
+def fm_text(value) -> str:
+    """Frontmatter values (not keys) as plain text."""
+    if isinstance(value, dict):
+        return " ".join(fm_text(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return " ".join(fm_text(v) for v in value)
+    return "" if value is None else str(value)
+
+
 def analyse(task: Path, db: Path, gold: dict, extra: ExtraVectors | None) -> dict:
     """Scores of every vector-based method and fusion variant on one task."""
     vault_dir = task / "vault"
@@ -291,6 +301,20 @@ def analyse(task: Path, db: Path, gold: dict, extra: ExtraVectors | None) -> dic
     for wd in (0.0, 0.25, 0.5, 0.75, 1.0):
         for wt in (0.0, 0.125, 0.25, 0.5):
             grid[f"{wd:g}/{1 - wd:g}/{wt:g}"] = wd * lenslink_dense + (1 - wd) * lex + wt * men
+    # lenslink's lexical text is title + aliases + body: frontmatter (tags included) is
+    # left out, while baseline.py reads the whole file. Same signals with it added:
+    for label, extra_text in (("+ tags", lambda n: " ".join(n.tags)),
+                              ("+ frontmatter values", lambda n: fm_text(n.frontmatter))):
+        texts = [t + "\n" + extra_text(n) for t, n in zip(vi.texts, vi.notes)]
+        tf = TfIdf(texts)
+        lex2 = np.stack([tf.similarities(int(view.rows[r]))[view.rows] for r in rows])
+        men2 = np.zeros_like(lex2)
+        for i, r in enumerate(rows):
+            hit = vi.mentions.mentioned(texts[int(view.rows[r])])
+            men2[i] = [int(x) in hit for x in view.rows]
+        fused[f"lexical only, text {label}"] = Wl * lex2
+        fused[f"lexical + title, text {label}"] = Wl * lex2 + Wt * men2
+        fused[f"default, lexical text {label}"] = Wd * lenslink_dense + Wl * lex2 + Wt * men2
     preds.update({f"fusion: {k}": ranked(v, rows, paths) for k, v in fused.items()})
     preds.update({f"grid: {k}": ranked(v, rows, paths) for k, v in grid.items()})
     # signal scales: mean over queries of each signal's per-query spread

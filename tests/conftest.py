@@ -64,15 +64,12 @@ def write_notes(root: Path, notes: dict) -> Path:
 @pytest.fixture
 def tiny_vault(tmp_path):
     """Builder: `tiny_vault({"a.md": "text", ...}, config="...toml...")` -> vault folder."""
-    made = []
-
     def build(notes: dict, config: str | None = None, name: str = "vault") -> Path:
         root = tmp_path / name
         root.mkdir(exist_ok=True)
         write_notes(root, notes)
         if config is not None:
             (root / ".lenslink.toml").write_text(config, encoding="utf-8")
-        made.append(root)
         return root
 
     return build

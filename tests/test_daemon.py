@@ -206,6 +206,7 @@ def test_failing_embedder_keeps_notes_pending_then_catches_up(vault, openai_serv
     daemon = start_daemon(vault, embedder=None)
     status = daemon.api.ok("GET", "/v1/status")
     assert status["phase"] == "error" and "500" in status["last_error"]
+    assert daemon.state.retry_at is not None  # a retry is scheduled
     assert status["notes"] == 8 and status["texts"] == 8 and status["embedded_texts"] == 0
 
     db = sqlite3.connect(daemon.service.vault.db_path)

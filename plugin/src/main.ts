@@ -24,9 +24,12 @@ export default class LenslinkPlugin extends Plugin implements PaneHost {
 		await this.loadSettings();
 		this.lens = this.settings.defaultLens || null;
 		this.client = new LenslinkClient(() => ({ url: this.settings.daemonUrl, token: this.settings.token }));
-		this.statusBar = new StatusBar(this.addStatusBarItem(), this.client, () => this.refreshPanes(true));
+		const statusEl = this.addStatusBarItem();
+		this.statusBar = new StatusBar(statusEl, this.client, () => this.refreshPanes(true));
 		this.register(() => this.statusBar.dispose());
 		this.actions = new Actions(this.app, this.client, () => void this.statusBar.refresh());
+		statusEl.addClass("mod-clickable");
+		this.registerDomEvent(statusEl, "click", () => void this.actions.checkConnection());
 		this.source = groupedSource(async () => (await this.client.lenses()).map((lens) => lens.name),
 			async (path, lens) => (await this.client.related(path, lens)).related);
 		this.settingsChanged = debounce(() => {

@@ -45,6 +45,8 @@ class ProgressBars:
         self.shown = 0
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if not sys.stderr.isatty():
+            return
         if stage != self.stage:
             self.close()
             self.stage, self.shown = stage, 0
@@ -103,9 +105,13 @@ def index(vault, db, embedder, rebuild):
 @click.option("--top", "-n", type=click.IntRange(1, 1000), help="How many notes (default: the lens's top_k).")
 @click.option("--all", "all_notes", is_flag=True, help="Every note the lens applies to.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--explain", is_flag=True, help="Show why: lens, strongest signals, matched passage.")
 @handle_errors
-def related(vault, db, embedder, note, lens, top, all_notes, as_json):
+def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
     """Show the notes related to NOTE (a path or a title).
+
+    Scores are calibrated: with a trained lens (`lenslink train`), the probability that
+    you would link the pair; otherwise a percentile among all candidate pairs (p95).
 
     \b
     Examples:
@@ -138,6 +144,11 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json):
         mark = " (linked)" if r.linked else ""
         value = f"{r.score:6.1%}" if r.score_kind == "probability" else f"p{r.score * 100:3.0f}"
         click.echo(f"{value}  {r.path}{mark}")
+        if explain:
+            signals = ", ".join(f"{k} {v:+.2f}" for k, v in r.signals) or \
+                f"cosine {r.cosine:.2f}, lexical {r.lexical:.2f}, title mentioned {r.mentioned}"
+            click.echo(f"        lens {r.lens}; {r.score_kind}; signals: {signals}")
+            click.echo(f"        passage: {r.passage}")
 
 
 @main.command()
@@ -217,7 +228,9 @@ def status(vault, db, embedder, as_json):
                f"{info['links']} links, {info['embedded_texts']}/{info['texts']} texts embedded")
     for lens in info["lenses"]:
         click.echo(f"lens      {lens['name']}: {lens['sources']} sources, "
-                   f"{lens['candidates']} candidates, scores: {lens['scores']}")
+                   f"{lens['candidates']} candidates, {lens['ranking']} ranking"
+                   + ("" if lens["ranking"] == "learned" else " (too few links to learn; run `lenslink train`)")
+                   + f", scores: {lens['scores']}")
     for path, problems in info["problems"].items():
         for p in problems:
             click.echo(f"problem   {path}: {p}")

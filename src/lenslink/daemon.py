@@ -27,6 +27,7 @@ log = logging.getLogger("lenslink.daemon")
 
 WRITE_POLICIES = ("off", "manual", "auto")
 RETRY_MIN, RETRY_MAX = 2.0, 300.0
+TRAIN_MIN_NEW_LINKS = 20
 
 
 class Cancelled(Exception):
@@ -121,6 +122,7 @@ class Service:
         self.stop_event = threading.Event()
         self.state = DaemonState()
         self._retry_delay = RETRY_MIN
+        self._unsynced: dict | None = None    # note states before a sync that failed
         self._rebuild = False
         self._observer = None
         self._worker: threading.Thread | None = None
@@ -179,10 +181,16 @@ class Service:
         self.state.phase = "indexing"
         try:
             with self.lock:
-                before = self.vault.store.note_states()
+                # after a failed sync, compare with the states from before it: the notes it
+                # stored are still edits that need their auto write
+                if self._unsynced is None:
+                    self._unsynced = self.vault.store.note_states()
+                before = self._unsynced
                 report = self.vault.index(rebuild=rebuild, paths=changed, progress=self._progress)
                 self.vault.refresh()
+                self._train_if_links_grew()
                 after = self.vault.store.note_states()
+            self._unsynced = None
             self.state.last_sync = time.time()
             self.state.batches += 1
             self.state.last_error = None
@@ -203,6 +211,13 @@ class Service:
         finally:
             self.state.progress = None
             self.ready.set()
+
+    def _train_if_links_grew(self) -> None:
+        """Retrain the lens rankers once enough new links appeared (20, or 10% more)."""
+        trained = int(self.vault.store.get_meta("trained_links") or 0)
+        if self.vault.link_count() - trained >= max(TRAIN_MIN_NEW_LINKS, 0.1 * trained):
+            self.state.phase = "training"
+            self.vault.train()
 
     def _failed(self, message: str) -> None:
         self.state.last_error = message
@@ -236,7 +251,12 @@ class Service:
         for path, due in sorted(self.state.pending_writes.items()):
             if due <= now and len(self.queue) == 0:
                 del self.state.pending_writes[path]
-                for outcome in self.write(path):
+                try:
+                    outcomes = self.write(path)
+                except Exception as exc:  # e.g. the note vanished: log, keep the worker alive
+                    log.warning("%s: not written: %s", path, exc)
+                    continue
+                for outcome in outcomes:
                     if outcome["status"] == "error":
                         log.warning("%s: %s", path, outcome["detail"])
 

@@ -154,6 +154,11 @@ def fmt_table(results: dict[str, dict[str, float]]) -> str:
 
 
 
+def _first_lens(root: Path) -> str:
+    from .lenses import load_config
+    return load_config(root).lenses[0].name
+
+
 def run_eval(vault, lens: str | None = None, holdout: float = 0.2, seed: int = 0,
              drop_text: bool = True, out=None, db=None, embedder=None, progress=None) -> dict:
     """Build the task, index it (vectors cached across runs), train, rank, score."""
@@ -168,7 +173,7 @@ def run_eval(vault, lens: str | None = None, holdout: float = 0.2, seed: int = 0
     try:
         gold = make_task(root, work, holdout, seed, drop_text)
         cache = db or paths.data_dir() / "eval" / (paths.default_db_path(root).stem + ".db")
-        with Vault(work / "vault", db=cache, embedder=embedder) as v:
+        with Vault(work / "vault", db=cache, embedder=embedder, only_lens=lens or _first_lens(work / "vault")) as v:
             v.index(progress=progress)
             if progress is not None and hasattr(progress, "close"):
                 progress.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import posixpath
 import re
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterable, NamedTuple
 from urllib.parse import unquote
 
 # Patterns start with a literal so the regex engine can skip ahead fast on 10 MB notes;
@@ -62,15 +62,15 @@ class CodeSpans:
         i = bisect.bisect_right(self._starts, pos) - 1
         return i >= 0 and pos < self.spans[i][1]
 
-    def outside(self, text: str) -> Iterator[tuple[int, str]]:
-        """Yield (offset, piece) for the parts of `text` that are not code."""
-        pos = 0
-        for start, end in self.spans:
-            if start > pos:
-                yield pos, text[pos:start]
-            pos = max(pos, end)
-        if pos < len(text):
-            yield pos, text[pos:]
+    def merged(self, extra: Iterable[tuple[int, int]]) -> CodeSpans:
+        """These spans plus `extra` ones (say, comments), overlaps joined."""
+        out: list[tuple[int, int]] = []
+        for start, end in sorted([*self.spans, *extra]):
+            if out and start <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], end))
+            else:
+                out.append((start, end))
+        return CodeSpans(spans=out)
 
 
 def _code_spans(text: str) -> list[tuple[int, int]]:
@@ -100,20 +100,20 @@ def _code_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _inline_code(line: str) -> list[tuple[int, int]]:
-    """Inline code spans of one line: a backtick run up to the next run of the same length."""
-    runs = [(m.start(), m.end()) for m in _TICKS.finditer(line)]
-    by_length: dict[int, list[int]] = {}
-    for i, (start, end) in enumerate(runs):
-        by_length.setdefault(end - start, []).append(i)
-    spans, i = [], 0
-    while i < len(runs):
+    """Inline code spans of one line: a backtick run up to the next run of the same length.
+
+    An opener without a closer costs one pass over the later runs; there are at most as
+    many such openers as distinct run lengths, so long lines stay cheap.
+    """
+    runs = [m.span() for m in _TICKS.finditer(line)]
+    spans, i, n = [], 0, len(runs)
+    while i < n - 1:
         start, end = runs[i]
-        same = by_length[end - start]
-        k = bisect.bisect_right(same, i)
-        if k < len(same):
-            close = runs[same[k]]
-            spans.append((start, close[1]))
-            i = same[k] + 1
+        for j in range(i + 1, n):
+            if runs[j][1] - runs[j][0] == end - start:
+                spans.append((start, runs[j][1]))
+                i = j + 1
+                break
         else:
             i += 1
     return spans
@@ -174,18 +174,20 @@ def link_targets(links: Iterable[Link], body_start: int = 0) -> list[str]:
         not l.markdown or (l.start >= body_start and l.path.lower().endswith(".md")))]
 
 
-def plain_text(text: str, links: Iterable[Link], offset: int = 0) -> str:
-    """`text` with `links` (found at `start - offset`) reduced to their visible text;
-    embeds and images dropped. Code is not touched: links are only found outside it."""
+def plain_text(text: str, links: Iterable[Link], offset: int = 0,
+               drop: Iterable[tuple[int, int]] = ()) -> str:
+    """`text` with `links` (found at `start - offset`) reduced to their visible text,
+    embeds and images and the `drop` ranges removed. Links are found outside code, so
+    code stays as written."""
+    edits = [(l.start - offset, l.end - offset, "" if l.embed else
+              l.alias if l.markdown else l.visible) for l in links]
+    edits += [(start, end, "") for start, end in drop]
     out, pos = [], 0
-    for link in links:
-        start = link.start - offset
+    for start, end, replacement in sorted(edits, key=lambda e: e[0]):
         if start < pos:
-            continue  # before the text, or overlaps a link already replaced
-        out.append(text[pos:start])
-        if not link.embed:
-            out.append(link.alias if link.markdown else link.visible)
-        pos = link.end - offset
+            continue  # before the text, or inside an edit already made
+        out += (text[pos:start], replacement)
+        pos = end
     out.append(text[pos:])
     return "".join(out)
 

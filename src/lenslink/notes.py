@@ -20,14 +20,14 @@ from .block import END, START, find_block, remove_block
 from .errors import BlockError, NoteError, UnsafePathError
 from .links import CodeSpans, Resolver, link_targets, parse_links, plain_text
 
-__all__ = ["Note", "Resolver", "ScanResult", "parse_note", "read_note", "resolve_links",
-           "scan_vault"]
+__all__ = ["Note", "Resolver", "ScanResult", "is_note_path", "parse_note", "read_note",
+           "resolve_links", "scan_vault"]
 
 MAX_BYTES = 20_000_000
 BINARY_PROBE = 8192
 _FM_OPEN = re.compile(r"---[ \t]*\r?$", re.M)
 _FM_CLOSE = re.compile(r"^---[ \t]*\r?$", re.M)
-_COMMENT = re.compile(r"%%.*?%%|<!--.*?-->", re.S)
+_COMMENT_OPEN = re.compile(r"%%|<!--")
 _INLINE_TAG = re.compile(r"(?<!\S)#([\w/-]+)")
 _DAILY = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ _-]?[A-Za-z]{3,9})?")
 _OPT_OUT = {"false", "no", "off"}
@@ -35,7 +35,15 @@ _OPT_OUT = {"false", "no", "off"}
 
 @dataclass(frozen=True)
 class Note:
-    """One parsed note. `links` are raw link paths; resolve them with `resolve_links`."""
+    """One parsed note.
+
+    `title` is the file name without `.md`, `folder` '' at the vault root, `raw` the decoded
+    text as read; `body` follows the frontmatter, our managed block removed; `clean_text`
+    is the body as a reader sees it (links -> their visible text; embeds, images and
+    comments dropped; code kept). `links` are raw link paths in order (wikilinks outside
+    code, frontmatter included; markdown links to `.md` files); resolve them with
+    `resolve_links`. `tags` are lower-case without `#`; `problems` say what was odd.
+    """
     path: str
     title: str
     folder: str
@@ -99,11 +107,14 @@ def scan_vault(root: Path, exclude: Sequence[str] = ()) -> ScanResult:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             try:
                 if entry.is_symlink():
+                    is_dir = os.path.isdir(entry.path)
+                    if _excluded(rel, rules, is_dir) or not (
+                            is_dir or entry.name.lower().endswith(".md")):
+                        continue  # not something that could hold notes: not worth a word
                     skipped = _symlink_problem(entry.path, real_top)
                     if skipped:
                         problems.append((rel, skipped))
-                    elif (os.path.isfile(entry.path) and entry.name.lower().endswith(".md")
-                          and not _excluded(rel, rules, False)):
+                    elif not is_dir:
                         found.append(rel)
                 elif entry.is_dir(follow_symlinks=False):
                     if not _excluded(rel, rules, True):
@@ -135,9 +146,8 @@ class _ExcludeRule:
     def __init__(self, pattern: str):
         p = pattern.strip().lower()
         self.dirs_only = p.endswith("/")
-        p = p.strip("/") if "/" in p.rstrip("/") else p.rstrip("/")
-        self.anchored = "/" in p
-        self.regex = re.compile(_glob_to_regex(p.lstrip("/")))
+        self.anchored = "/" in p.rstrip("/")
+        self.regex = re.compile(_glob_to_regex(p.strip("/")))
 
     def matches(self, rel: str, is_dir: bool) -> bool:
         if self.dirs_only and not is_dir:
@@ -164,8 +174,8 @@ def _glob_to_regex(glob: str) -> str:
             i += 1
         elif glob[i] == "[" and "]" in glob[i + 2:]:
             end = glob.index("]", i + 2)
-            body = glob[i + 1:end]
-            out.append("[" + ("^" + body[1:] if body[0] == "!" else body).replace("\\", "\\\\") + "]")
+            chars = glob[i + 1:end].replace("\\", "\\\\")
+            out.append("[" + ("^" + chars[1:] if chars[0] == "!" else chars) + "]")
             i = end + 1
         else:
             out.append(re.escape(glob[i]))
@@ -230,21 +240,16 @@ def parse_note(rel: str, data: bytes, mtime_ns: int = 0) -> Note:
     code = CodeSpans(text)  # links are found in the whole text, as Obsidian does
     found = parse_links(text, code)
     body_code = code.shifted(body_start)
-    uncommented = _drop_comments(body, body_code)
-    if uncommented is body:
-        body_links, offset = found, body_start
-    else:
-        body_code = CodeSpans(uncommented)
-        body_links, offset = parse_links(uncommented, body_code), 0
+    comments = _comment_spans(body, body_code)
+    hidden = body_code.merged(comments)  # where a `#word` is no tag
     fm_tags = _words(keys.get("tags")) + _words(keys.get("tag"))
-    inline_tags = [m[1] for _, piece in body_code.outside(uncommented)
-                   for m in _INLINE_TAG.finditer(piece)]
+    inline_tags = [m[1] for m in _INLINE_TAG.finditer(body) if m.start() not in hidden]
     return Note(
         path=rel, title=title, folder=posixpath.dirname(rel), raw=raw,
         frontmatter=frontmatter,
         aliases=tuple(dict.fromkeys(_strings(keys.get("aliases")) + _strings(keys.get("alias")))),
         tags=_normal_tags(fm_tags + inline_tags),
-        body=body, clean_text=plain_text(uncommented, body_links, offset),
+        body=body, clean_text=plain_text(body, found, body_start, drop=comments),
         links=tuple(link_targets(found, body_start)),
         content_hash=hashlib.sha256(data).hexdigest(), mtime_ns=mtime_ns, size=len(data),
         problems=tuple(problems), opted_out=_is_opt_out(keys.get("lenslink")),
@@ -268,7 +273,7 @@ def _remove_block(text: str, problems: list[str]) -> str:
     if START not in text and END not in text:
         return text
     out = remove_block(text)
-    if out is text and (START in text or END in text):
+    if out is text:
         try:
             find_block(text)
         except BlockError as e:
@@ -294,7 +299,7 @@ def _split_frontmatter(text: str, problems: list[str]) -> tuple[dict[str, Any], 
     if not isinstance(data, dict):
         problems.append(f"frontmatter is not a mapping (a {type(data).__name__}); ignored")
         return {}, body_start
-    return data, body_start
+    return {str(k): v for k, v in data.items()}, body_start
 
 
 def _yaml_message(e: yaml.YAMLError) -> str:
@@ -304,21 +309,24 @@ def _yaml_message(e: yaml.YAMLError) -> str:
     return f"{problem} (line {mark.line + 2})" if mark is not None else problem
 
 
-def _drop_comments(text: str, code: CodeSpans) -> str:
-    """Remove `%% ... %%` and `<!-- ... -->` comments that start outside code."""
-    if "%%" not in text and "<!--" not in text:
-        return text
-    out, pos, search_from = [], 0, 0
-    while (m := _COMMENT.search(text, search_from)) is not None:
-        if m.start() in code:
-            search_from = m.start() + 1
+def _comment_spans(text: str, code: CodeSpans) -> list[tuple[int, int]]:
+    """Ranges of `%% ... %%` and `<!-- ... -->` comments that start outside code."""
+    spans: list[tuple[int, int]] = []
+    unclosed: set[str] = set()  # no closer after some point means none later either
+    pos = 0
+    while (m := _COMMENT_OPEN.search(text, pos)) is not None:
+        closer = "%%" if m[0] == "%%" else "-->"
+        if m.start() in code or closer in unclosed:
+            pos = m.start() + 1
             continue
-        out.append(text[pos:m.start()])
-        pos = search_from = m.end()
-    if not out:
-        return text
-    out.append(text[pos:])
-    return "".join(out)
+        end = text.find(closer, m.end())
+        if end < 0:
+            unclosed.add(closer)
+            pos = m.start() + 1
+            continue
+        spans.append((m.start(), end + len(closer)))
+        pos = end + len(closer)
+    return spans
 
 
 def _strings(value: Any) -> list[str]:
@@ -345,7 +353,6 @@ def _normal_tags(tags: list[str]) -> tuple[str, ...]:
 
 def _is_opt_out(value: Any) -> bool:
     return value is False or (isinstance(value, str) and value.strip().lower() in _OPT_OUT)
-
 
 
 def is_note_path(rel: str, exclude: Sequence[str] = ()) -> bool:

@@ -140,7 +140,10 @@ class VaultIndex:
         lexical = self.tfidf.similarities(int(view.rows[i]))[view.rows]
         mentioned_rows = self.mentions.mentioned(self.texts[int(view.rows[i])])
         mentioned = np.array([int(r) in mentioned_rows for r in view.rows], dtype=np.float32)
-        fused = W_DENSE * cosine + W_LEXICAL * lexical + W_TITLE * mentioned
+        if "{body}" in view.lens.template:
+            fused = W_DENSE * cosine + W_LEXICAL * lexical + W_TITLE * mentioned
+        else:  # the lens looks at chosen fields only: the note's words are beside the point
+            fused = cosine
         return fused, cosine, lexical, mentioned
 
     def _calibrate(self, view: LensView) -> calibrate.Calibrator:

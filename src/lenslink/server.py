@@ -72,6 +72,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self):
         self._handle("DELETE")
 
+    def do_PATCH(self):  # else http.server answers an HTML 501, not our JSON 405
+        self._handle("PATCH")
+
     def do_OPTIONS(self):
         try:
             self._check_host_and_origin()

@@ -4,6 +4,7 @@ The CLI and the daemon both call these methods; no logic lives only in one of th
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -33,9 +34,11 @@ class Vault:
     """An opened vault. Use as a context manager or call `close()`."""
 
     def __init__(self, vault: str | os.PathLike, db: str | os.PathLike | None = None,
-                 embedder: str | None = None):
+                 embedder: str | None = None, only_lens: str | None = None):
         self.root = paths.vault_root(vault)
         self.config: VaultConfig = load_config(self.root)
+        if only_lens:  # evaluation: index and rank one lens only
+            self.config = dataclasses.replace(self.config, lenses=(self.config.lens(only_lens),))
         self.db_path = paths.db_path(self.root, db)
         self.embedder_name = embedder or os.environ.get("LENSLINK_EMBEDDER") or self.config.embedder
         self.store = Store.open(self.db_path)
@@ -129,8 +132,12 @@ class Vault:
             params, blob = learn.model_to_blob(model)
             self.store.put_model(lens_.name, embedder_id, lens_.signature, params, blob)
             reports[lens_.name] = {"trained": True, **model.report}
+        self.store.set_meta("trained_links", str(self.link_count()))
         self.refresh()
         return reports
+
+    def link_count(self) -> int:
+        return sum(len(v) for v in self.ranking().links.values())
 
     # -- write-back ---------------------------------------------------------------
     def render_block(self, note: str) -> tuple[str, str]:
@@ -198,7 +205,8 @@ class Vault:
                 out["lenses"].append({"name": lens.name, "notes": int(len(view.rows)),
                                       "sources": int(view.sources.sum()),
                                       "candidates": int(view.candidates.sum()),
-                                      "scores": view.calibrator.kind})
+                                      "ranking": "learned" if view.model else "unsupervised",
+                                      "scores": "probability" if view.model else view.calibrator.kind})
         return out
 
     def lenses(self) -> list[dict]:
