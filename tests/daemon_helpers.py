@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -280,5 +279,5 @@ def ready_status(api: Api, timeout: float = WAIT) -> dict:
     return wait_for(ready, timeout, interval=0.05, message="status phase ready")
 
 
-__all__ = ["Api", "Daemon", "ServeProcess", "WAIT", "make_notes", "note_text", "ready_status",
-           "serve_process", "signal", "start_daemon", "wait_for"]
+__all__ = ["Api", "Daemon", "ServeProcess", "TOPICS", "WAIT", "make_notes", "note_text",
+           "ready_status", "serve_process", "start_daemon", "wait_for"]

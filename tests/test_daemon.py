@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon_helpers import (ServeProcess, make_notes, note_text, ready_status,  # noqa: F401
-                            serve_process, start_daemon, wait_for)
+from daemon_helpers import (make_notes, note_text, ready_status, serve_process,  # noqa: F401
+                            start_daemon, wait_for)
 from lenslink import config, daemon as daemon_mod
 from lenslink.block import END, START, remove_block
 from lenslink.errors import ConfigError, EmbedderError

@@ -15,8 +15,7 @@ from urllib.parse import quote
 import pytest
 from click.testing import CliRunner
 
-from daemon_helpers import (Api, make_notes, note_text, serve_process,  # noqa: F401
-                            start_daemon, wait_for)
+from daemon_helpers import make_notes, serve_process, start_daemon, wait_for  # noqa: F401
 from lenslink import config, daemon as daemon_mod
 from lenslink.block import END, START, find_block, remove_block
 from lenslink.cli import main

@@ -133,7 +133,7 @@ def test_ignored_paths_never_trigger_a_batch(tmp_path, fake_embedder, start_daem
     make_notes(vault, 4)
     (vault / ".lenslink.toml").write_text('exclude = ["templates/**", "private/*.md"]\n',
                                           encoding="utf-8")
-    daemon = start_daemon(vault)
+    daemon = start_daemon(vault, debounce=0.3)  # the sentinel's events make exactly one batch
     puts = record_puts(daemon)
     batches = daemon.state.batches
     fake_embedder.reset_counts()

@@ -66,7 +66,9 @@ export default class LenslinkPlugin extends Plugin implements PaneHost {
 
 	setPaneLens(lens: string | null): void {
 		this.lens = lens;
-		for (const view of this.panes()) void view.reload();
+		const panes = this.panes();
+		if (panes.length === 0) void this.openPane();
+		for (const view of panes) void view.reload();
 	}
 
 	chooseLens(): void {

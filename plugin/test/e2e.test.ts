@@ -217,10 +217,14 @@ describe("the plugin against the real lenslink daemon", { timeout: READY_TIMEOUT
 		await actions.updateAll();
 		assert.equal(Modal.opened.length, 1);
 		const message = Modal.opened[0].contentEl.allText();
-		const counts = /^(\d+) notes will change; (\d+) already up to date\. 2 skipped \(1 opted out, 1 not in the index\)\.$/.exec(message);
+		const optedOut = files.filter((file) => app.metadataCache.getFileCache(file)?.frontmatter?.lenslink === false).length;
+		assert.ok(optedOut >= 2, "Private.md and the sample vault's own opted-out note");
+		const skipped = `${optedOut + 1} skipped (${optedOut} opted out, 1 not in the index).`;
+		const counts = /^(\d+) notes will change; (\d+) already up to date\. (.*)$/.exec(message);
 		assert.ok(counts, message);
+		assert.equal(counts[3], skipped);
 		const [change, unchanged] = [Number(counts[1]), Number(counts[2])];
-		assert.equal(change + unchanged + 2, files.length);
+		assert.equal(change + unchanged + optedOut + 1, files.length);
 		const confirm = Setting.buttons.find((button) => button.cta);
 		assert.equal(confirm?.text, `Update ${change} notes`);
 		confirm?.handler();
@@ -243,7 +247,7 @@ describe("the plugin against the real lenslink daemon", { timeout: READY_TIMEOUT
 		notices.length = 0;
 		await actions.updateAll();
 		assert.equal(Modal.opened.length, 1);
-		assert.match(notices[0], /^Every related notes block is up to date \(\d+ notes\)\. 2 skipped/);
+		assert.deepEqual(notices, [`Checking ${files.length} notes…`, `Every related notes block is up to date (${change + unchanged} notes). ${skipped}`]);
 	});
 
 	it("checks the connection and names the vault", async () => {

@@ -253,8 +253,11 @@ class Service:
                 del self.state.pending_writes[path]
                 try:
                     outcomes = self.write(path)
-                except Exception as exc:  # e.g. the note vanished: log, keep the worker alive
+                except LenslinkError as exc:  # e.g. the note vanished while a sync failed
                     log.warning("%s: not written: %s", path, exc)
+                    continue
+                except Exception:  # never let one note stop the worker
+                    log.exception("%s: not written", path)
                     continue
                 for outcome in outcomes:
                     if outcome["status"] == "error":

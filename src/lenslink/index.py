@@ -18,7 +18,7 @@ from .lenses import Lens, NoteMeta, VaultConfig
 from .links import parse_links
 from .store import NoteRow, Store
 
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"
 LEX_CHARS = 100_000
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -120,20 +120,22 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
     if note.opted_out:
         report.opted_out += 1
     chunks = [] if note.opted_out else lens_chunks(note, config.lenses)
-    lex = "" if note.opted_out else "\n".join([note.title, *note.aliases, bare_text(note.body)])
+    names = [note.title, *note.aliases]
+    lex = "" if note.opted_out else "\n".join([*names, note.clean_text])[:LEX_CHARS]
+    query = "" if note.opted_out else "\n".join([*names, bare_text(note.body)])[:LEX_CHARS]
     store.put_note(NoteRow(
         path=rel, title=note.title, folder=note.folder, content_hash=note.content_hash,
         mtime_ns=note.mtime_ns, size=note.size, signature=signature,
         opted_out=note.opted_out, is_daily=note.is_daily, tags=tuple(note.tags),
         aliases=tuple(note.aliases), frontmatter=dict(note.frontmatter),
-        problems=tuple(note.problems), raw_links=tuple(note.links)), lex[:LEX_CHARS], chunks)
+        problems=tuple(note.problems), raw_links=tuple(note.links)), lex, query, chunks)
     return True
 
 
 def bare_text(body: str) -> str:
-    """The body with links to notes removed, text and all: what lexical signals read, so
-    that a note looks the same whether or not its author has linked it yet (a link's
-    text would otherwise give away the answer to the ranker). URLs keep their text."""
+    """The body with links to notes removed, text and all: what a note searches with, so
+    that it looks the same whether or not its author has linked it yet (a link's text
+    would otherwise give the answer away to the ranker). URLs keep their text."""
     out, pos = [], 0
     for link in parse_links(body):
         if link.start < pos:

@@ -97,7 +97,7 @@ class PairFeatures:
     def base_scores(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(centred cosine, raw cosine, tf-idf) of lens note i to every lens note."""
         v = self.view
-        lexical = self.index.tfidf.similarities(int(v.rows[i]))[v.rows]
+        lexical = self.index.lexical(int(v.rows[i]))[v.rows]
         return v.centred @ v.centred[i], v.raw @ v.raw[i], lexical
 
     def candidates(self, i: int, graph: Graph, dense, lexical, allowed: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -143,7 +143,7 @@ class PairFeatures:
         cols = {
             "dense": dense[cand], "raw": raw[cand], "proj": proj, "lexical": lexical[cand],
             "mention": extra["mention"][cand],
-            "mentioned_by": np.array([1.0 if i in self.mentioned_by[j] else 0.0 for j in cand]),
+            "mentioned_by": np.array([1.0 if j in self.mentioned_by[i] else 0.0 for j in cand]),
             "shared_tags": np.log1p(shared),
             "same_folder": (self.folder[cand] == self.folder[i]).astype(float),
             "vote_sum": extra["votes_sum"][cand], "vote_max": extra["votes_max"][cand],

@@ -27,6 +27,7 @@ class TfIdf:
         # Terms seen once only change norms; leaving them out keeps postings small.
         vocab = {t: i for i, t in enumerate(sorted(t for t, k in df.items() if k >= 2))}
         idf = {t: math.log((1 + n) / (1 + k)) + 1 for t, k in df.items()}
+        self.vocab, self.idf, self.unseen_idf = vocab, idf, math.log(1 + n) + 1
         doc_terms, doc_weights, doc_ptr = [], [], [0]
         for c in counts:
             w = {t: (1 + math.log(k)) * idf[t] for t, k in c.items()}
@@ -48,7 +49,18 @@ class TfIdf:
     def similarities(self, i: int) -> np.ndarray:
         """Cosine of note `i` to every note (float32, length n)."""
         a, b = self.doc_ptr[i], self.doc_ptr[i + 1]
-        terms, weights = self.doc_terms[a:b], self.doc_weights[a:b]
+        return self._scores(self.doc_terms[a:b], self.doc_weights[a:b])
+
+    def similarities_to(self, text: str) -> np.ndarray:
+        """Cosine of any text to every note, with this corpus's vocabulary and idf."""
+        counts = Counter(TOKEN.findall(text.lower()))
+        w = {t: (1 + math.log(k)) * self.idf.get(t, self.unseen_idf) for t, k in counts.items()}
+        norm = math.sqrt(sum(v * v for v in w.values())) or 1.0
+        kept = sorted((self.vocab[t], v / norm) for t, v in w.items() if t in self.vocab)
+        return self._scores(np.array([k for k, _ in kept], dtype=np.int64),
+                            np.array([v for _, v in kept], dtype=np.float32))
+
+    def _scores(self, terms: np.ndarray, weights: np.ndarray) -> np.ndarray:
         if len(terms) == 0:
             return np.zeros(self.n, dtype=np.float32)
         starts, ends = self.term_ptr[terms], self.term_ptr[terms + 1]

@@ -72,15 +72,15 @@ class VaultIndex:
     """The in-memory ranking state of one vault."""
 
     def __init__(self, config: VaultConfig, notes: list[NoteRow], links: dict[str, list[str]],
-                 lex_texts: dict[str, str], lens_data: dict[str, tuple],
+                 lex_texts: dict[str, tuple[str, str]], lens_data: dict[str, tuple],
                  models: dict[str, learn.Model] | None = None):
         self.config = config
         self.notes = notes
         self.row = {n.path: i for i, n in enumerate(notes)}
         self.links = {src: set(dst) for src, dst in links.items()}
-        texts = [lex_texts.get(n.path, "") for n in notes]
-        self.texts = texts
-        self.tfidf = TfIdf(texts)
+        texts = [lex_texts.get(n.path, ("", "")) for n in notes]
+        self.texts = [query for _, query in texts]  # what each note searches with
+        self.tfidf = TfIdf([doc for doc, _ in texts])
         self.mentions = Mentions([[n.title, *n.aliases] for n in notes])
         self.views = {lens.name: self._view(lens, *lens_data[lens.name]) for lens in config.lenses}
         for view in self.views.values():
@@ -137,7 +137,7 @@ class VaultIndex:
     def raw_scores(self, view: LensView, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(fused, centred cosine, tf-idf, title mentioned) of lens note i to every lens note."""
         cosine = view.centred @ view.centred[i]
-        lexical = self.tfidf.similarities(int(view.rows[i]))[view.rows]
+        lexical = self.lexical(int(view.rows[i]))[view.rows]
         mentioned_rows = self.mentions.mentioned(self.texts[int(view.rows[i])])
         mentioned = np.array([int(r) in mentioned_rows for r in view.rows], dtype=np.float32)
         if "{body}" in view.lens.template:
@@ -145,6 +145,10 @@ class VaultIndex:
         else:  # the lens looks at chosen fields only: the note's words are beside the point
             fused = cosine
         return fused, cosine, lexical, mentioned
+
+    def lexical(self, row: int) -> np.ndarray:
+        """TF-IDF cosine of a note's query text (links removed) to every note's text."""
+        return self.tfidf.similarities_to(self.texts[row])
 
     def _calibrate(self, view: LensView) -> calibrate.Calibrator:
         """Fit score -> link likelihood on the vault's links under this lens."""

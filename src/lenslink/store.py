@@ -46,10 +46,13 @@ MIGRATIONS = [
     CREATE TABLE written (path TEXT PRIMARY KEY, block_hash TEXT NOT NULL,
                           file_hash TEXT NOT NULL, at REAL NOT NULL);
     """,
-    # 2: trained rankers, one per lens
+    # 2: trained rankers, one per lens; 3: the text a note is queried with
     """
     CREATE TABLE models (lens TEXT PRIMARY KEY, embedder TEXT NOT NULL, signature TEXT NOT NULL,
                          params TEXT NOT NULL, blob BLOB NOT NULL, trained_at REAL NOT NULL);
+    """,
+    """
+    ALTER TABLE notes ADD COLUMN query_text TEXT NOT NULL DEFAULT '';
     """,
 ]
 
@@ -126,19 +129,23 @@ class Store:
         rows = self.db.execute("SELECT path, content_hash, mtime_ns, size, signature FROM notes")
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
-    def put_note(self, row: NoteRow, lex_text: str,
+    def put_note(self, row: NoteRow, lex_text: str, query_text: str,
                  chunks: Iterable[tuple[str, int, str, str]]) -> None:
-        """Replace a note and its chunks (lens, chunk, text_hash, text) in one transaction."""
+        """Replace a note and its chunks (lens, chunk, text_hash, text) in one transaction.
+
+        `lex_text` is what lexical signals match a note by; `query_text`, the same with
+        links removed, what the note searches with."""
         with self.db.conn:
             self.db.execute("DELETE FROM chunks WHERE path=?", [row.path])
             self.db.execute(
                 "INSERT OR REPLACE INTO notes (path, title, folder, content_hash, mtime_ns, size,"
                 " signature, opted_out, is_daily, tags, aliases, frontmatter, problems,"
-                " raw_links, lex_text, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " raw_links, lex_text, query_text, indexed_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [row.path, row.title, row.folder, row.content_hash, row.mtime_ns, row.size,
                  row.signature, int(row.opted_out), int(row.is_daily), _dump(row.tags),
                  _dump(row.aliases), _dump(row.frontmatter), _dump(row.problems),
-                 _dump(row.raw_links), lex_text, time.time()])
+                 _dump(row.raw_links), lex_text, query_text, time.time()])
             self.db.conn.executemany(
                 "INSERT INTO chunks (path, lens, chunk, text_hash, text) VALUES (?,?,?,?,?)",
                 [(row.path, lens, i, h, text) for lens, i, h, text in chunks])
@@ -163,8 +170,10 @@ class Store:
         row = self.db.execute(f"SELECT {_NOTE_COLS} FROM notes WHERE path=?", [path]).fetchone()
         return _note_row(row) if row else None
 
-    def lex_texts(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT path, lex_text FROM notes ORDER BY path"))
+    def lex_texts(self) -> dict[str, tuple[str, str]]:
+        """{path: (lex_text, query_text)}."""
+        return {r[0]: (r[1], r[2]) for r in
+                self.db.execute("SELECT path, lex_text, query_text FROM notes ORDER BY path")}
 
     def note_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM notes").fetchone()[0]
