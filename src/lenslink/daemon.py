@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as paths
-from .errors import ConfigError, LenslinkError
+from .errors import ConfigError, LenslinkError, NotReady
 from .notes import is_note_path
 from .store import Store
 from .vault import Vault
@@ -274,13 +274,19 @@ class Service:
                      "written": s.written})
         return info
 
+    def _require_index(self) -> None:
+        if not self.vault.loaded:
+            raise NotReady("the first index is still being built; see /v1/status for progress")
+
     def related(self, path: str, lens: str | None = None, top: int | None = None) -> dict:
+        self._require_index()
         vault = self.vault
         found = vault.related(path, lens, top)
         return {"note": vault.resolve_note(path), "lens": vault.config.lens(lens).name,
                 "related": [r.to_dict() for r in found]}
 
     def block(self, path: str) -> dict:
+        self._require_index()
         path, text = self.vault.render_block(path)
         return {"path": path, "block": text,
                 "block_hash": hashlib.sha256(text.encode()).hexdigest()}

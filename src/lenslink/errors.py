@@ -35,3 +35,7 @@ class UnsafePathError(LenslinkError):
 
 class NotFound(LenslinkError):
     """A note or lens asked for does not exist."""
+
+
+class NotReady(LenslinkError):
+    """The daemon has no index to answer from yet (first sync still running)."""

@@ -65,7 +65,6 @@ class Vault:
     # -- indexing -----------------------------------------------------------------
     def index(self, rebuild: bool = False, paths: list[str] | None = None,
               progress=None) -> index_mod.SyncReport:
-        """Incremental sync of the vault into the store (everything with rebuild)."""
         """Incremental sync of the vault into the store (everything with rebuild).
 
         The ranking in memory stays as it was until `refresh()` (the daemon keeps
@@ -85,6 +84,11 @@ class Vault:
 
     def ranking(self) -> VaultIndex:
         return self._index if self._index is not None else self.refresh()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a ranking snapshot is in memory (the daemon answers only from one)."""
+        return self._index is not None
 
     # -- queries ------------------------------------------------------------------
     def resolve_note(self, note: str) -> str:
