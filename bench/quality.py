@@ -61,6 +61,18 @@ TOP = 100
 LENS = "topic"
 METRICS = ["recall@5", "recall@10", "mrr@10", "ndcg@10"]
 COMMANDS: list[str] = []
+FINGERPRINT = ""
+
+
+def source_fingerprint() -> str:
+    """sha256 of lenslink's installed source: the numbers belong to this version."""
+    import hashlib
+    import lenslink
+    pkg = Path(lenslink.__file__).parent
+    h = hashlib.sha256()
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def log(msg: str) -> None:
@@ -115,6 +127,9 @@ def seed_db(db: Path, vault_name: str, prefer: str) -> None:
     with dst:
         src.backup(dst)
     src.close()
+    with dst:  # a sibling's trained ranker learned another split's links: never reuse it
+        if dst.execute("SELECT 1 FROM sqlite_master WHERE name='models'").fetchone():
+            dst.execute("DELETE FROM models")
     dst.close()
     log(f"{db.name}: seeded from {siblings[0].name}")
 
@@ -229,6 +244,13 @@ def zscore(S: np.ndarray, rows: list[int]) -> np.ndarray:
     return (S - mu) / sd
 
 
+def lexical_scores(vi, row: int) -> np.ndarray:
+    """TF-IDF of a note to every note, as the installed rank.VaultIndex computes it."""
+    if hasattr(vi, "lexical"):
+        return vi.lexical(row)
+    return vi.tfidf.similarities(row)
+
+
 def fm_text(value) -> str:
     """Frontmatter values (not keys) as plain text."""
     if isinstance(value, dict):
@@ -248,6 +270,9 @@ def analyse(task: Path, db: Path, gold: dict, extra: ExtraVectors | None) -> dic
         view = vi.views[LENS]
         paths = [vi.notes[int(r)].path for r in view.rows]
         vec = note_vectors(store, embedder_id, paths, vault_dir, extra)
+        lex_texts = store.lex_texts()   # {path: text} or {path: (document text, query text)}
+        doc_texts = [lex_texts.get(n.path, "") for n in vi.notes]
+        doc_texts = [t[0] if isinstance(t, tuple) else t for t in doc_texts]
     finally:
         store.close()
     pos = {p: i for i, p in enumerate(paths)}
@@ -269,7 +294,7 @@ def analyse(task: Path, db: Path, gold: dict, extra: ExtraVectors | None) -> dic
     # lenslink's own signals, exactly as rank.VaultIndex.raw_scores computes them
     centred32 = view.centred
     lenslink_dense = np.stack([centred32 @ centred32[r] for r in rows])
-    lex = np.stack([vi.tfidf.similarities(int(view.rows[r]))[view.rows] for r in rows])
+    lex = np.stack([lexical_scores(vi, int(view.rows[r]))[view.rows] for r in rows])
     men = np.zeros_like(lex)
     for i, r in enumerate(rows):
         hit = vi.mentions.mentioned(vi.texts[int(view.rows[r])])
@@ -305,12 +330,15 @@ def analyse(task: Path, db: Path, gold: dict, extra: ExtraVectors | None) -> dic
     # left out, while baseline.py reads the whole file. Same signals with it added:
     for label, extra_text in (("+ tags", lambda n: " ".join(n.tags)),
                               ("+ frontmatter values", lambda n: fm_text(n.frontmatter))):
-        texts = [t + "\n" + extra_text(n) for t, n in zip(vi.texts, vi.notes)]
-        tf = TfIdf(texts)
-        lex2 = np.stack([tf.similarities(int(view.rows[r]))[view.rows] for r in rows])
+        docs = [t + "\n" + extra_text(n) for t, n in zip(doc_texts, vi.notes)]
+        queries = [t + "\n" + extra_text(n) for t, n in zip(vi.texts, vi.notes)]
+        tf = TfIdf(docs)
+        lex2 = np.stack([(tf.similarities_to(queries[int(view.rows[r])])
+                          if hasattr(tf, "similarities_to") else tf.similarities(int(view.rows[r])))
+                         [view.rows] for r in rows])
         men2 = np.zeros_like(lex2)
         for i, r in enumerate(rows):
-            hit = vi.mentions.mentioned(texts[int(view.rows[r])])
+            hit = vi.mentions.mentioned(queries[int(view.rows[r])])
             men2[i] = [int(x) in hit for x in view.rows]
         fused[f"lexical only, text {label}"] = Wl * lex2
         fused[f"lexical + title, text {label}"] = Wl * lex2 + Wt * men2
@@ -351,6 +379,8 @@ def one_task(vault: Path, cache: Path, holdout: float, seed: int, extra) -> dict
     results.update({f"baseline: {k}": v for k, v in base.items()})
     log(f"baselines ({time.time() - t0:.0f} s)")
     t0 = time.time()
+    if source_fingerprint() != FINGERPRINT:
+        log("WARNING: lenslink's source changed during this run; numbers mix versions")
     a = analyse(task, db, gold, extra)
     same = sum(pred.get(g) == a["default_reimpl"][g] for g in gold)
     a["info"]["reimpl_identical_lists"] = f"{same}/{len(gold)}"
@@ -428,6 +458,8 @@ def main() -> None:
     if not vaults:
         sys.exit(f"no vaults under {VAULTS}")
     a.cache.mkdir(parents=True, exist_ok=True)
+    global FINGERPRINT
+    FINGERPRINT = source_fingerprint()
     extra = None if a.no_truncation else ExtraVectors(a.cache / "extra_vectors.db")
     seeds = a.seeds if a.holdout else [None]
     runs: dict[str, list[dict]] = {}
@@ -436,7 +468,11 @@ def main() -> None:
     per_vault = {v: average(rs) for v, rs in runs.items()}
     mode = ("--drop-text" if not a.holdout else
             f"--holdout {a.holdout:g} --drop-text, seeds {' '.join(map(str, a.seeds))} averaged")
+    now = source_fingerprint()
     print(f"## Link prediction, {mode}\n")
+    print(f"lenslink source fingerprint {FINGERPRINT} (sha256 of src/lenslink/**/*.py)"
+          + ("" if now == FINGERPRINT else f"; WARNING: changed to {now} during the run, "
+             "numbers mix versions: run again") + "\n")
     for v, rs in runs.items():
         i = rs[0]["info"]
         print(f"- {v}: {i['notes']} notes, {i['chunks']} chunks ({i['multi_chunk_notes']} notes "
@@ -465,7 +501,7 @@ def main() -> None:
     print("\n".join(dict.fromkeys(COMMANDS)))
     print("```")
     if a.json:
-        a.json.write_text(json.dumps({"mode": mode, "runs": runs, "average": per_vault},
+        a.json.write_text(json.dumps({"mode": mode, "source": FINGERPRINT, "runs": runs, "average": per_vault},
                                      indent=1), encoding="utf-8")
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import os
 import datetime as dt
 import random
 import sys
@@ -222,22 +223,29 @@ class Writer:
     def __init__(self, rng: random.Random):
         self.rng = rng
         self.words = {t: v.split() for t, v in THEMES.items()}
+        self._pools: dict[tuple[str, str], list[str]] = {}
+
+    def pool(self, theme: str, second: str) -> list[str]:
+        """Words to draw uniformly from: 55 % common words, 35 % the theme's, 10 % the
+        second theme's (a uniform draw from a mixed pool is much faster than weights)."""
+        key = (theme, second)
+        if key not in self._pools:
+            cycle = lambda words, k: [words[i % len(words)] for i in range(k)]  # noqa: E731
+            self._pools[key] = cycle(FILLER, 110) + cycle(self.words[theme], 70) + \
+                cycle(self.words[second], 20)
+        return self._pools[key]
 
     def sentence(self, theme: str, second: str, length: int) -> str:
-        rng = self.rng
-        main, other = self.words[theme], self.words[second]
-        out = []
-        for r in (rng.random() for _ in range(length)):
-            out.append(rng.choice(FILLER) if r < 0.55 else rng.choice(main) if r < 0.9
-                       else rng.choice(other))
-        return " ".join(out).capitalize() + "."
+        return " ".join(self.rng.choices(self.pool(theme, second), k=length)).capitalize() + "."
 
     def paragraph(self, note: Note, words: int, links: list[str]) -> str:
+        """About `words` words in sentences of 6 to 15 words, `links` inside them."""
         rng = self.rng
+        drawn = rng.choices(self.pool(note.theme, note.second), k=words + 15)
         sentences, n = [], 0
         while n < words:
-            k = rng.randint(6, 16)
-            sentences.append(self.sentence(note.theme, note.second, k))
+            k = 6 + int(rng.random() * 10)
+            sentences.append(" ".join(drawn[n:n + k]).capitalize() + ".")
             n += k
         for link in links:  # links sit inside sentences, as people write them
             at = rng.randrange(len(sentences))
@@ -317,12 +325,16 @@ def generate(out: Path, n: int, seed: int = 0) -> dict:
         (out / folder).mkdir(exist_ok=True)
     (out / ".obsidian").mkdir(exist_ok=True)
     (out / ".obsidian" / "app.json").write_text('{"useMarkdownLinks": false}\n', encoding="utf-8")
-    size = 0
+    size, top = 0, os.fspath(out)
     for note in notes:
         text = render(note, notes, writer, rng)
         size += len(text)
-        with open(out / note.path, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+        data = text.encode("utf-8")
+        fd = os.open(f"{top}/{note.path}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
     indegree: dict[int, int] = {}
     for note in notes:
         for j in note.links:

@@ -38,7 +38,8 @@ export const obsidianTransport: Transport = async (request) => {
 export type ErrorKind =
 	| "down"          // no HTTP response: the daemon is not running (or wrong URL)
 	| "unauthorized"  // 401: missing or wrong token
-	| "not-found"     // 404: note not in the index, unknown lens or endpoint
+	| "not-found"     // 404: note not in the index, or no such endpoint
+	| "not-ready"     // 503: the daemon is still building its first index
 	| "bad-url"       // the configured URL is not a loopback http URL
 	| "refused"       // 4xx other than the above (bad request, conflict, write policy off)
 	| "server";       // 5xx or a response that is not lenslink's JSON
@@ -242,7 +243,7 @@ function parseResponse<T>(response: HttpResponse, base: string): T {
 		throw new DaemonError("unauthorized", "Wrong token: paste the output of `lenslink token` " +
 			"into the lenslink plugin options", 401, code);
 	}
-	const kind: ErrorKind = response.status === 404 ? "not-found"
+	const kind: ErrorKind = response.status === 404 ? "not-found" : response.status === 503 ? "not-ready"
 		: response.status >= 400 && response.status < 500 ? "refused" : "server";
 	throw new DaemonError(kind, error ? detail : `${base} answered HTTP ${response.status} without ` +
 		`lenslink's JSON error; is something else listening on that port?`, response.status, code);

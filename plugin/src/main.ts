@@ -36,12 +36,14 @@ export default class LenslinkPlugin extends Plugin implements PaneHost {
 			void this.statusBar.refresh();
 			this.refreshPanes(false);
 		}, 800, true);
+		this.register(() => this.settingsChanged.cancel());
 
 		this.registerView(VIEW_TYPE_RELATED, (leaf) => new RelatedView(leaf, this));
 		registerCommands(this);
 		this.addSettingTab(new LenslinkSettingTab(this.app, this));
 
 		const afterEdits = debounce(() => void this.statusBar.refresh(), MODIFY_QUIET_MS, true);
+		this.register(() => afterEdits.cancel());
 		this.registerEvent(this.app.vault.on("modify", (file) => {
 			if (file instanceof TFile && file.extension === "md") afterEdits();
 		}));

@@ -12,12 +12,15 @@ export interface LensGroup {
 	items: RelatedNote[];
 }
 
+/** Why there is nothing to show: nothing related, a note outside the index, no index yet. */
+export type EmptyReason = "no-results" | "not-indexed" | "not-ready";
+
 export type PaneState =
 	| { kind: "no-note" }
 	| { kind: "loading"; path: string; lens: string | null }
 	| { kind: "down"; path: string | null; message: string }
 	| { kind: "error"; path: string | null; message: string }
-	| { kind: "empty"; path: string; lens: string | null; reason: "no-results" | "not-indexed" }
+	| { kind: "empty"; path: string; lens: string | null; reason: EmptyReason }
 	| { kind: "results"; path: string; lens: string | null; groups: LensGroup[] };
 
 /** Fetches a note's related notes, grouped by lens (`lens` null: every lens). */
@@ -87,6 +90,7 @@ function failureState(path: string, lens: string | null, error: unknown): PaneSt
 	if (isDaemonError(error, "not-found") && error.code === "NotFound") {
 		return { kind: "empty", path, lens, reason: "not-indexed" };
 	}
+	if (isDaemonError(error, "not-ready")) return { kind: "empty", path, lens, reason: "not-ready" };
 	return { kind: "error", path, message: errorMessage(error) };
 }
 

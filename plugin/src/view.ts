@@ -147,12 +147,13 @@ export class RelatedView extends ItemView {
 		}
 		const status = this.host.daemonStatus();
 		const progress = status?.progress;
-		const indexing = status && (status.phase === "indexing" || status.phase === "starting");
+		const indexing = state.reason === "not-ready" ||
+			(status !== null && (status.phase === "indexing" || status.phase === "starting"));
 		body.createDiv({
 			cls: "lenslink-message",
 			text: indexing
 				? `lenslink is indexing the vault${progress ? ` (${progress.stage} ${progress.done}/${progress.total})` : ""}; ` +
-				"this note will appear when it is done."
+				"related notes appear when it is done."
 				: "This note is not in the index: it is new, excluded, or opted out (lenslink: false).",
 		});
 		const file = this.host.activeNote();

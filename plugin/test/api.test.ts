@@ -26,7 +26,9 @@ describe("LenslinkClient against a local HTTP server", () => {
 			"/v1/related": (seen) => seen.url.includes("Missing")
 				? { status: 404, body: { error: { code: "NotFound", message: "no note 'Missing.md' in the index; check the name or run `lenslink index`" } } }
 				: { status: 200, body: { note: "a b/Ünïcode.md", lens: "topic", related: [] } },
-			"/v1/block": () => ({ status: 409, body: { error: { code: "BlockError", message: "a.md: two lenslink blocks (starting at lines 3, 9); remove one by hand" } } }),
+			"/v1/block": (seen) => seen.url.includes("early")
+				? { status: 503, body: { error: { code: "NotReady", message: "the first index is still being built; see /v1/status for progress" } } }
+				: { status: 409, body: { error: { code: "BlockError", message: "a.md: two lenslink blocks (starting at lines 3, 9); remove one by hand" } } },
 			"/v1/write": (seen) => ({ status: 200, body: { results: [{ path: (JSON.parse(seen.body) as { path: string }).path, status: "written", detail: "" }] } }),
 			"/v1/rebuild": () => ({ status: 500, body: "<html>proxy error</html>", raw: true }),
 			"/v1/reindex": () => ({ status: 200, body: "not json", raw: true }),
@@ -91,6 +93,12 @@ describe("LenslinkClient against a local HTTP server", () => {
 			assert.equal(error.message, "a.md: two lenslink blocks (starting at lines 3, 9); remove one by hand");
 			return true;
 		});
+	});
+
+	it("maps 503 to 'not ready' (the first index is being built)", async () => {
+		await assert.rejects(client.block("early.md"), (error: unknown) =>
+			error instanceof DaemonError && error.kind === "not-ready" && error.code === "NotReady" &&
+			error.message === "the first index is still being built; see /v1/status for progress");
 	});
 
 	it("reports answers that are not lenslink's JSON as such", async () => {

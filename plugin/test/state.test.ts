@@ -50,6 +50,8 @@ describe("PaneModel", () => {
 			[[], { kind: "empty", path: "a.md", lens: "topic", reason: "no-results" }],
 			[new DaemonError("not-found", "no note 'a.md' in the index", 404, "NotFound"),
 				{ kind: "empty", path: "a.md", lens: "topic", reason: "not-indexed" }],
+			[new DaemonError("not-ready", "the first index is still being built", 503, "NotReady"),
+				{ kind: "empty", path: "a.md", lens: "topic", reason: "not-ready" }],
 			[new DaemonError("down", "lenslink daemon not running at http://127.0.0.1:8765 (fetch failed)"),
 				{ kind: "down", path: "a.md", message: "lenslink daemon not running at http://127.0.0.1:8765 (fetch failed)" }],
 			[new DaemonError("unauthorized", "Wrong token", 401), { kind: "error", path: "a.md", message: "Wrong token" }],

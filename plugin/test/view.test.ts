@@ -89,6 +89,11 @@ describe("RelatedView", () => {
 		const busy = paneWith(missing, { status: { phase: "indexing", progress: { stage: "embed", done: 3, total: 40 } } });
 		await busy.view.onOpen();
 		assert.match(busy.root.allText(), /indexing the vault \(embed 3\/40\)/);
+		const early = paneWith(async () => {
+			throw new DaemonError("not-ready", "the first index is still being built", 503, "NotReady");
+		});
+		await early.view.onOpen();
+		assert.match(early.root.allText(), /lenslink is indexing the vault; related notes appear when it is done\./);
 		const idle = paneWith(missing, { status: {} });
 		await idle.view.onOpen();
 		assert.match(idle.root.allText(), /not in the index/);

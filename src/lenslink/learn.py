@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 FEATURES = ("dense", "raw", "proj", "lexical", "mention", "mentioned_by", "shared_tags",
-            "same_folder", "vote_sum", "vote_max", "indegree")
+            "same_folder", "vote_sum", "vote_max", "indegree",
+            # the same signals relative to the query's other candidates: scales differ a
+            # lot from note to note (a long note has higher TF-IDF to everything)
+            "dense_z", "lexical_z", "proj_z", "vote_rel")
 CANDIDATES = 100          # per query, from the unsupervised fusion
 VOTE_NEIGHBOURS = 20
 FOLDS = 5
@@ -148,6 +151,8 @@ class PairFeatures:
             "same_folder": (self.folder[cand] == self.folder[i]).astype(float),
             "vote_sum": extra["votes_sum"][cand], "vote_max": extra["votes_max"][cand],
             "indegree": np.log1p(graph.indegree[cand]),
+            "dense_z": _z(dense, cand), "lexical_z": _z(lexical, cand), "proj_z": _zc(proj),
+            "vote_rel": extra["votes_sum"][cand] / max(float(extra["votes_sum"].max()), 1e-9),
         }
         return np.stack([cols[f] for f in FEATURES], axis=1)
 
@@ -156,6 +161,16 @@ class PairFeatures:
         dense, raw, lexical = self.base_scores(i)
         cand, extra = self.candidates(i, graph, dense, lexical, allowed)
         return cand, self.matrix(i, cand, graph, dense, raw, lexical, extra)
+
+
+def _z(scores: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Candidates' scores as z-scores over all of the query's scores."""
+    finite = scores[np.isfinite(scores)]
+    return (scores[cand] - finite.mean()) / (finite.std() + 1e-9)
+
+
+def _zc(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / (values.std() + 1e-9) if len(values) > 1 else values * 0
 
 
 def lens_graph(index, view) -> Graph:
