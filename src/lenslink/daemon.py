@@ -287,8 +287,11 @@ class Service:
 
     def block(self, path: str) -> dict:
         self._require_index()
+        path, opted_out, groups = self.vault.block_groups(path)
         path, text = self.vault.render_block(path)
-        return {"path": path, "block": text,
+        return {"path": path, "block": text, "opted_out": opted_out,
+                "heading": self.vault.config.heading,
+                "groups": [{"lens": lens, "paths": paths} for lens, paths in groups if paths],
                 "block_hash": hashlib.sha256(text.encode()).hexdigest()}
 
     def write(self, path: str) -> list[dict]:

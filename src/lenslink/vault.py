@@ -144,21 +144,27 @@ class Vault:
         return sum(len(v) for v in self.ranking().links.values())
 
     # -- write-back ---------------------------------------------------------------
-    def render_block(self, note: str) -> tuple[str, str]:
-        """(path, block text) for a note: its related notes under every lens that applies."""
+    def block_groups(self, note: str) -> tuple[str, bool, list[tuple[str, list[str]]]]:
+        """(path, opted out, [(lens, related paths)]): what goes into a note's block; a
+        note is listed once, under the first lens that suggests it."""
         path = self.resolve_note(note)
         ranking = self.ranking()
-        row = ranking.notes[ranking.row[path]]
-        if row.opted_out:
-            return path, ""
-        style = writeback.LinkStyle.from_vault(self.root)
-        names = writeback.count_names(ranking.row)
+        if ranking.notes[ranking.row[path]].opted_out:
+            return path, True, []
         groups, shown = [], set()
-        for lens in self.config.lenses:  # a note is listed once, under the first lens
-            found = [r for r in ranking.related(path, lens.name) if r.path not in shown]
-            shown.update(r.path for r in found)
-            groups.append((lens.name, [style.format_link(r.path, path, names) for r in found]))
-        return path, block_mod.render_block(groups, heading=self.config.heading)
+        for lens in self.config.lenses:
+            found = [r.path for r in ranking.related(path, lens.name) if r.path not in shown]
+            shown.update(found)
+            groups.append((lens.name, found))
+        return path, False, groups
+
+    def render_block(self, note: str) -> tuple[str, str]:
+        """(path, block text) for a note, links in the vault's link style."""
+        path, _, groups = self.block_groups(note)
+        style = writeback.LinkStyle.from_vault(self.root)
+        names = writeback.count_names(self.ranking().row)
+        links = [(lens, [style.format_link(p, path, names) for p in paths]) for lens, paths in groups]
+        return path, block_mod.render_block(links, heading=self.config.heading)
 
     def write(self, notes: list[str] | None = None, dry_run: bool = False) -> list[WriteOutcome]:
         """Write (or diff) the managed block of the given notes, or of every note."""
