@@ -213,49 +213,66 @@ def log_loss(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
-                     epochs: int = 60, lr: float = 0.05) -> Projection | None:
+                     epochs: int = 40, lr: float = 0.05) -> Projection | None:
     """Fit Q, K (k x d) with the logistic loss on sigma(s * (Q v_a).(K v_b) + c):
     positives are linked pairs, negatives half the nearest unlinked, half random."""
     pairs = [(s, t) for s, ts in graph.out.items() for t in ts]
     if len(pairs) < 20:
         return None
     rng = np.random.default_rng(seed)
-    v = view.centred.astype(np.float64)
-    d = v.shape[1]
+    v = view.centred.astype(np.float32)
+    n, d = v.shape
     k = min(PROJ_DIM, d)
-    _, _, vt = np.linalg.svd(v - v.mean(0), full_matrices=False)
-    init = vt[:k]
-    q, key = init.copy(), init.copy()
+    q = _principal_axes(v, k, rng)
+    key = q.copy()
     cands = np.flatnonzero(view.candidates)
     src = np.array([s for s, _ in pairs])
     pos = np.array([t for _, t in pairs])
+    # hard negatives: among each source's 20 nearest candidates, one it does not link
+    sims = v[np.unique(src)] @ v[cands].T
+    nearest = {int(s): cands[np.argsort(-row)[:20]] for s, row in zip(np.unique(src), sims)}
     hard = []
     for s in src:
-        sims = v[cands] @ v[s]
-        order = cands[np.argsort(-sims)[:20]]
-        choices = [c for c in order if c != s and c not in graph.out.get(int(s), ())]
+        choices = [c for c in nearest[int(s)] if c != s and c not in graph.out.get(int(s), ())]
         hard.append(choices[rng.integers(len(choices))] if choices else rng.choice(cands))
-    rand = rng.choice(cands, size=len(src))
     a = np.concatenate([src, src, src])
-    b = np.concatenate([pos, np.array(hard), rand])
-    y = np.concatenate([np.ones(len(src)), np.zeros(2 * len(src))])
+    b = np.concatenate([pos, np.array(hard), rng.choice(cands, size=len(src))])
+    y = np.concatenate([np.ones(len(src)), np.zeros(2 * len(src))]).astype(np.float32)
     scale, bias = 5.0, -2.0
     m_q, m_k = np.zeros_like(q), np.zeros_like(key)
     for _ in range(epochs):
-        ua, ub = v[a] @ q.T, v[b] @ key.T
-        s = np.sum(ua * ub, axis=1)
+        uq, uk = v @ q.T, v @ key.T               # every note projected once per epoch
+        s = np.einsum("ij,ij->i", uq[a], uk[b])
         p = 1.0 / (1.0 + np.exp(-np.clip(scale * s + bias, -30, 30)))
-        g = (p - y) * scale / len(y)
-        grad_q = (g[:, None] * ub).T @ v[a]
-        grad_k = (g[:, None] * ua).T @ v[b]
+        g = ((p - y) * scale / len(y)).astype(np.float32)
+        ga = _sum_rows(a, g[:, None] * uk[b], n)   # d loss / d uq, per note
+        gb = _sum_rows(b, g[:, None] * uq[a], n)
+        grad_q, grad_k = ga.T @ v, gb.T @ v
         if not asymmetric:
             grad_q = grad_k = grad_q + grad_k
         bias -= lr * 10 * float(np.sum(p - y) / len(y))
         m_q = 0.9 * m_q + grad_q
         m_k = 0.9 * m_k + grad_k
-        q -= lr * m_q
+        q = q - lr * m_q
         key = q.copy() if not asymmetric else key - lr * m_k
     return Projection(q=q.astype(np.float32), k=key.astype(np.float32))
+
+
+def _principal_axes(v: np.ndarray, k: int, rng) -> np.ndarray:
+    """Top-k principal axes (k x d) by a few rounds of subspace iteration: a start
+    where the projection behaves like centred cosine; LAPACK's eigh is slow here."""
+    centred = v - v.mean(0)
+    cov = centred.T @ centred
+    basis = np.linalg.qr(rng.standard_normal((v.shape[1], k)))[0]
+    for _ in range(4):
+        basis = np.linalg.qr(cov @ basis)[0]
+    return basis.T.astype(np.float32).copy()
+
+
+def _sum_rows(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Rows of `values` summed by `index` into an (n, k) array (np.add.at, but fast)."""
+    return np.stack([np.bincount(index, weights=values[:, j], minlength=n)
+                     for j in range(values.shape[1])], axis=1).astype(np.float32)
 
 
 def training_set(index, view, graph: Graph, folds: int, seed: int,
