@@ -132,7 +132,8 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
             return
         path = v.resolve_note(note)
         results = v.related(path, lens, top)
-        lens_name = v.config.lens(lens).name
+        lens_name, rewrite = v.config.lens(lens).name, v.config.lens(lens).rewrite
+        own = v.rewrites(path, lens) if explain else []
     if as_json:
         click.echo(json.dumps({"note": path, "lens": lens_name,
                                "related": [r.to_dict() for r in results]},
@@ -140,6 +141,9 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
         return
     if not results:
         click.echo(f"no related notes for {path} under lens {lens_name!r}")
+    if explain and rewrite:  # the lens embeds LLM rewrites: show this note's own
+        shown = " ".join(own[0].split())[:240] if own else "(not rewritten yet; run `lenslink index`)"
+        click.echo(f"rewritten by {rewrite.model}: {shown}")
     for r in results:
         mark = " (linked)" if r.linked else ""
         value = f"{r.score:6.1%}" if r.score_kind == "probability" else f"p{r.score * 100:3.0f}"
@@ -148,7 +152,7 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
             signals = ", ".join(f"{k} {v:+.2f}" for k, v in r.signals) or \
                 f"cosine {r.cosine:.2f}, lexical {r.lexical:.2f}, title mentioned {r.mentioned}"
             click.echo(f"        lens {r.lens}; {r.score_kind}; signals: {signals}")
-            click.echo(f"        passage: {r.passage}")
+            click.echo(f"        {'rewritten passage' if rewrite else 'passage'}: {r.passage}")
 
 
 @main.command()

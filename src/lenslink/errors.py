@@ -21,6 +21,14 @@ class EmbedderError(LenslinkError):
     """An embedder is unknown, misconfigured or failed."""
 
 
+class RewriteError(LenslinkError):
+    """A lens's LLM rewrite (before embedding) is misconfigured or its endpoint failed."""
+
+
+class RewriteRejected(RewriteError):
+    """The model would not rewrite one text (rejected request, empty reply); others go on."""
+
+
 class StoreError(LenslinkError):
     """The SQLite store is unusable or does not match the vault/embedder."""
 

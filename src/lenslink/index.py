@@ -1,8 +1,9 @@
 """An incremental sync of a vault into the store: read what changed, embed what is new.
 
 The order makes interruption safe: each note's row and lens texts are committed
-together, then missing vectors are embedded and committed batch by batch, so a run
-killed anywhere is completed by the next one without re-embedding what was stored.
+together, then the texts of lenses with a `rewrite` are rewritten (cache first, then the
+chat model) one by one, then missing vectors are embedded and committed batch by batch,
+so a run killed anywhere is completed by the next one without re-doing what was stored.
 """
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from pathlib import Path
 from typing import Callable
 
 from . import notes as notes_mod
-from .errors import NoteError
-from .lenses import Lens, NoteMeta, VaultConfig
+from .errors import NoteError, RewriteError, RewriteRejected
+from .lenses import Lens, NoteMeta, RewriteSettings, VaultConfig
 from .links import parse_links
-from .store import NoteRow, Store
+from .rewrite import Rewriter, prompt_hash
+from .store import PENDING, NoteRow, Store
 
 PARSER_VERSION = "3"
 LEX_CHARS = 100_000
@@ -32,6 +34,7 @@ class SyncReport:
     unchanged: int = 0
     deleted: int = 0
     embedded: int = 0
+    rewritten: int = 0  # texts the chat model rewrote (cache hits not counted)
     failed: int = 0
     opted_out: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
@@ -52,18 +55,24 @@ def note_meta(note) -> NoteMeta:
                     is_daily=note.is_daily)
 
 
-def lens_chunks(note, lenses: tuple[Lens, ...]) -> list[tuple[str, int, str, str]]:
-    """(lens, chunk number, text hash, text) for every lens that the note takes part in."""
+def lens_chunks(note, lenses: tuple[Lens, ...]) -> list[tuple[str, int, str, str, str | None]]:
+    """(lens, chunk number, text hash, text, original) for every lens that the note takes
+    part in. A lens with a rewrite keeps its text as `original` and waits (PENDING) for
+    the rewrite, which is what gets embedded."""
     meta = note_meta(note)
     out = []
     for lens in lenses:
-        if lens.applies(meta):
-            out += [(lens.name, i, text_hash(t), t) for i, t in enumerate(lens.texts(note))]
+        if not lens.applies(meta):
+            continue
+        for i, t in enumerate(lens.texts(note)):
+            out.append((lens.name, i, PENDING, "", t) if lens.rewrite else
+                       (lens.name, i, text_hash(t), t, None))
     return out
 
 
 def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bool = False,
-         paths: list[str] | None = None, progress: Progress | None = None) -> SyncReport:
+         paths: list[str] | None = None, progress: Progress | None = None,
+         make_rewriter: Callable[[RewriteSettings], Rewriter] = Rewriter.from_settings) -> SyncReport:
     """Bring the store up to date with the vault (all of it, or only `paths`)."""
     report = SyncReport()
     progress = progress or (lambda stage, done, total: None)
@@ -86,8 +95,11 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     if changed or store.get_meta("links_signature") != signature:
         _relink(store)
         store.set_meta("links_signature", signature)
-    report.embedded = embed_missing(store, embedder, active_lenses(store, config), progress)
+    active = active_lenses(store, config)
+    report.rewritten = rewrite_missing(store, config, active, report, progress, make_rewriter)
+    report.embedded = embed_missing(store, embedder, active, progress)
     store.prune_vectors()
+    store.prune_rewrites()
     store.set_meta("embedder", embedder.id)
     return report
 
@@ -170,6 +182,48 @@ def active_lenses(store: Store, config: VaultConfig) -> list[str]:
              if not r.opted_out]
     return [lens.name for lens in config.lenses
             if any(map(lens.source.matches, metas)) and any(map(lens.candidates.matches, metas))]
+
+
+def rewrite_missing(store: Store, config: VaultConfig, lenses: list[str], report: SyncReport,
+                    progress: Progress | None = None,
+                    make_rewriter: Callable[[RewriteSettings], Rewriter] = Rewriter.from_settings,
+                    ) -> int:
+    """Give every waiting text of `lenses` (those with a `rewrite`) its rewrite, from the
+    cache or else from the chat model, committing each at once; returns how many texts
+    the model rewrote. When the endpoint fails, the lens's remaining texts wait for the
+    next sync and the error goes into `report.problems`; nothing wrong is cached."""
+    progress = progress or (lambda stage, done, total: None)
+    todo = [(lens, store.pending_rewrites(lens.name)) for lens in config.lenses
+            if lens.rewrite and lens.name in lenses]
+    total, done, rewritten = sum(len(texts) for _, texts in todo), 0, 0
+    for lens, texts in todo:
+        settings, rewriter = lens.rewrite, None
+        key_prompt = prompt_hash(settings.prompt)
+        for n, (original, path) in enumerate(texts):
+            key = (settings.model, key_prompt, text_hash(original))
+            text = store.get_rewrite(*key)
+            if text is None:
+                try:
+                    rewriter = rewriter or make_rewriter(settings)
+                    text = rewriter.rewrite_text(original)
+                except RewriteRejected as exc:  # this text only: the others go on
+                    report.problems.append((path, f"lens {lens.name}: {exc}"))
+                    done += 1
+                    progress("rewrite", done, total)
+                    continue
+                except RewriteError as exc:
+                    left = len(texts) - n
+                    report.problems.append(("", f"lens {lens.name}: {exc}; {left} text(s) not "
+                                                "rewritten, retried on the next index"))
+                    done += left
+                    progress("rewrite", done, total)
+                    break
+                store.put_rewrite(*key, text)
+                rewritten += 1
+            store.apply_rewrite(lens.name, original, text, text_hash(text))
+            done += 1
+            progress("rewrite", done, total)
+    return rewritten
 
 
 def embed_missing(store: Store, embedder, lenses: list[str],

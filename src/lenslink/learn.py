@@ -292,11 +292,11 @@ def training_set(index, view, graph: Graph, folds: int, seed: int,
     random.Random(seed).shuffle(queries)
     xs, ys, fold_of = [], [], []
     asymmetric = view.lens.source != view.lens.candidates
+    features = PairFeatures(index, view)  # mentions, tags, folders: the same in every fold
     for f in range(folds):
         fold = set(queries[f::folds])
         visible = graph.without(fold)
-        proj = train_projection(view, visible, asymmetric, seed) if with_projection else None
-        features = PairFeatures(index, view, proj)
+        features.projection = train_projection(view, visible, asymmetric, seed) if with_projection else None
         for q in sorted(fold):
             cand, x = features.query(q, visible, view.candidates)
             if len(cand) == 0:

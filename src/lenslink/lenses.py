@@ -28,7 +28,11 @@ MAX_CHUNKS = 32
 PLACEHOLDERS = {"prefix", "title", "body", "tags", "folder", "aliases", "fm"}
 FILTER_KEYS = {"globs", "tags", "frontmatter", "daily", "exclude_globs", "exclude_tags"}
 LENS_KEYS = {"description", "template", "prefix", "fields", "source", "candidates",
-             "top_k", "min_score"}
+             "top_k", "min_score", "rewrite"}
+REWRITE_KEYS = {"prompt", "model", "base_url", "api_key_env", "timeout", "max_retries"}
+# The essay's prompt ("Don't use cosine similarity", section "Rewriting").
+DEFAULT_REWRITE_PROMPT = ("Rewrite the following text in standard English using Markdown. "
+                          "Focus on content, ignore style. Limit to 200 words.")
 TOP_KEYS = {"exclude", "heading", "embedder", "embedder_options", "lenses", "write"}
 
 
@@ -117,6 +121,19 @@ class _Blank(dict):
 
 
 @dataclass(frozen=True)
+class RewriteSettings:
+    """A chat model that rewrites a lens's texts before they are embedded, so that style,
+    typos and formatting stop counting as similarity. Nothing is sent anywhere unless a
+    lens has these settings."""
+    model: str
+    prompt: str = DEFAULT_REWRITE_PROMPT
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = 120.0
+    max_retries: int = 5
+
+
+@dataclass(frozen=True)
 class Lens:
     name: str
     description: str = ""
@@ -127,12 +144,15 @@ class Lens:
     candidates: NoteFilter = NoteFilter()
     top_k: int = 5
     min_score: float = 0.0
+    rewrite: RewriteSettings | None = None
 
     @property
     def signature(self) -> str:
         """Hash of everything that decides this lens's texts (not top_k/min_score)."""
         parts = [self.template, self.prefix, list(self.fields), repr(self.source),
                  repr(self.candidates), CHUNK_WORDS, MAX_CHUNKS]
+        if self.rewrite:  # only then, so that lenses without one keep their signature
+            parts.append(["rewrite", self.rewrite.model, self.rewrite.prompt])
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
     def applies(self, note: NoteMeta) -> bool:
@@ -301,7 +321,39 @@ def _parse_lens(name: str, spec: Any, where: str) -> Lens:
                 prefix=spec.get("prefix", ""), fields=fields,
                 source=_parse_filter(spec.get("source", {}), f"{where} source"),
                 candidates=_parse_filter(spec.get("candidates", {}), f"{where} candidates"),
-                top_k=top_k, min_score=float(min_score))
+                top_k=top_k, min_score=float(min_score),
+                rewrite=_parse_rewrite(spec["rewrite"], f"{where} rewrite") if "rewrite" in spec else None)
+
+
+def _parse_rewrite(spec: Any, where: str) -> RewriteSettings:
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: must be a table such as {{ model = \"gpt-4o-mini\" }}")
+    _unknown(spec, REWRITE_KEYS, where)
+    model = spec.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError(f"{where} model: required, the chat model that rewrites, "
+                          "e.g. model = \"gpt-4o-mini\"")
+    prompt = spec.get("prompt", DEFAULT_REWRITE_PROMPT)
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ConfigError(f"{where} prompt: must be a non-empty string")
+    base_url = spec.get("base_url")
+    if base_url is not None and (not isinstance(base_url, str)
+                                 or not re.match(r"https?://[^/\s]+", base_url)):
+        raise ConfigError(f"{where} base_url: must be an http(s) URL such as "
+                          "\"http://localhost:11434/v1\"")
+    key_env = spec.get("api_key_env", "OPENAI_API_KEY")
+    if not isinstance(key_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env):
+        raise ConfigError(f"{where} api_key_env: must be the name of an environment variable "
+                          "(never the key itself)")
+    timeout = spec.get("timeout", 120.0)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+        raise ConfigError(f"{where} timeout: must be a number of seconds above 0")
+    retries = spec.get("max_retries", 5)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 20:
+        raise ConfigError(f"{where} max_retries: must be an integer from 0 to 20")
+    return RewriteSettings(model=model.strip(), prompt=prompt.strip(),
+                           base_url=base_url.rstrip("/") if base_url else None,
+                           api_key_env=key_env, timeout=float(timeout), max_retries=retries)
 
 
 def _check_template(template: str, fields: tuple[str, ...], where: str) -> None:

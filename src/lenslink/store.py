@@ -2,6 +2,10 @@
 
 Vectors are cached by (embedder id, sha256 of the exact lens text), so renames,
 duplicates and restarts cost nothing. Schema changes are numbered migrations.
+
+A chunk of a lens with a `rewrite` keeps its lens text in `original`; its `text` and
+`text_hash` are those of the rewrite (what is embedded), or '' (PENDING) until the
+rewrite is known. LLM rewrites are cached by (model, prompt hash, lens text hash).
 """
 from __future__ import annotations
 
@@ -54,7 +58,17 @@ MIGRATIONS = [
     """
     ALTER TABLE notes ADD COLUMN query_text TEXT NOT NULL DEFAULT '';
     """,
+    # 4: LLM rewrites of lens texts, and the lens text a rewritten chunk came from
+    """
+    CREATE TABLE rewrites (
+        model TEXT NOT NULL, prompt_hash TEXT NOT NULL, text_hash TEXT NOT NULL,
+        rewritten TEXT NOT NULL,
+        PRIMARY KEY (model, prompt_hash, text_hash)
+    );
+    ALTER TABLE chunks ADD COLUMN original TEXT;
+    """,
 ]
+PENDING = ""  # chunks.text_hash of a chunk whose rewrite is not known yet
 
 
 @dataclass(frozen=True)
@@ -130,8 +144,9 @@ class Store:
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     def put_note(self, row: NoteRow, lex_text: str, query_text: str,
-                 chunks: Iterable[tuple[str, int, str, str]]) -> None:
-        """Replace a note and its chunks (lens, chunk, text_hash, text) in one transaction.
+                 chunks: Iterable[tuple[str, int, str, str, str | None]]) -> None:
+        """Replace a note and its chunks (lens, chunk, text_hash, text, original) in one
+        transaction; `original` is None unless the lens rewrites its texts.
 
         `lex_text` is what lexical signals match a note by; `query_text`, the same with
         links removed, what the note searches with."""
@@ -147,8 +162,9 @@ class Store:
                  _dump(row.aliases), _dump(row.frontmatter), _dump(row.problems),
                  _dump(row.raw_links), lex_text, query_text, time.time()])
             self.db.conn.executemany(
-                "INSERT INTO chunks (path, lens, chunk, text_hash, text) VALUES (?,?,?,?,?)",
-                [(row.path, lens, i, h, text) for lens, i, h, text in chunks])
+                "INSERT INTO chunks (path, lens, chunk, text_hash, text, original)"
+                " VALUES (?,?,?,?,?,?)",
+                [(row.path, lens, i, h, text, original) for lens, i, h, text, original in chunks])
             self.db.execute("DELETE FROM failures WHERE path=?", [row.path])
 
     def touch_note(self, path: str, mtime_ns: int, size: int) -> None:
@@ -213,9 +229,9 @@ class Store:
         rows = self.db.execute(
             "SELECT c.text_hash, min(c.text) FROM chunks c LEFT JOIN vectors v"
             " ON v.embedder=? AND v.text_hash=c.text_hash WHERE v.text_hash IS NULL"
-            f" AND c.lens IN ({marks}) GROUP BY c.text_hash"
+            f" AND c.lens IN ({marks}) AND c.text_hash != ? GROUP BY c.text_hash"
             " ORDER BY length(min(c.text)), c.text_hash LIMIT ?",
-            [embedder_id, *lenses, limit])
+            [embedder_id, *lenses, PENDING, limit])
         return [(r[0], r[1]) for r in rows]
 
     def count_missing(self, embedder_id: str, lenses: list[str]) -> int:
@@ -223,7 +239,8 @@ class Store:
         return self.db.execute(
             "SELECT count(DISTINCT c.text_hash) FROM chunks c LEFT JOIN vectors v"
             " ON v.embedder=? AND v.text_hash=c.text_hash WHERE v.text_hash IS NULL"
-            f" AND c.lens IN ({marks})", [embedder_id, *lenses]).fetchone()[0]
+            f" AND c.lens IN ({marks}) AND c.text_hash != ?",
+            [embedder_id, *lenses, PENDING]).fetchone()[0]
 
     def put_vectors(self, embedder_id: str, hashes: list[str], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
@@ -244,17 +261,70 @@ class Store:
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], matrix
 
     def chunk_counts(self, embedder_id: str, lenses: list[str]) -> tuple[int, int]:
-        """(distinct texts that `lenses` need, those with a vector for this embedder)."""
+        """(distinct texts that `lenses` need, those with a vector for this embedder); a
+        text waiting for its rewrite counts as needed, not embedded."""
         marks = ",".join("?" * len(lenses))
-        total = self.db.execute(f"SELECT count(DISTINCT text_hash) FROM chunks WHERE lens IN ({marks})",
-                                lenses).fetchone()[0]
-        return total, total - self.count_missing(embedder_id, lenses)
+        known = self.db.execute(f"SELECT count(DISTINCT text_hash) FROM chunks WHERE lens IN ({marks})"
+                                " AND text_hash != ?", [*lenses, PENDING]).fetchone()[0]
+        waiting = self.db.execute(f"SELECT count(*) FROM (SELECT DISTINCT lens, original FROM chunks"
+                                  f" WHERE lens IN ({marks}) AND text_hash = ?)",
+                                  [*lenses, PENDING]).fetchone()[0]
+        return known + waiting, known - self.count_missing(embedder_id, lenses)
 
     def prune_vectors(self) -> int:
         """Drop vectors no chunk refers to any more (deleted or changed notes)."""
         with self.db.conn:
             cur = self.db.execute(
                 "DELETE FROM vectors WHERE text_hash NOT IN (SELECT text_hash FROM chunks)")
+        return cur.rowcount
+
+    # -- rewrites -----------------------------------------------------------------
+    def pending_rewrites(self, lens: str) -> list[tuple[str, str]]:
+        """(lens text, first note path) of every distinct text of `lens` still waiting
+        for its rewrite, in note order."""
+        rows = self.db.execute(
+            "SELECT original, min(path) FROM chunks WHERE lens=? AND text_hash=?"
+            " GROUP BY original ORDER BY min(path), min(chunk)", [lens, PENDING])
+        return [(r[0], r[1]) for r in rows]
+
+    def pending_rewrite_paths(self, lenses: list[str]) -> dict[str, list[str]]:
+        """{path: [lens, ...]} of notes with texts of `lenses` waiting for their rewrite."""
+        marks = ",".join("?" * len(lenses))
+        out: dict[str, list[str]] = {}
+        for path, lens in self.db.execute(
+                f"SELECT DISTINCT path, lens FROM chunks WHERE text_hash=? AND lens IN ({marks})"
+                " ORDER BY path, lens", [PENDING, *lenses]):
+            out.setdefault(path, []).append(lens)
+        return out
+
+    def get_rewrite(self, model: str, prompt_hash: str, text_hash: str) -> str | None:
+        row = self.db.execute("SELECT rewritten FROM rewrites WHERE model=? AND prompt_hash=?"
+                              " AND text_hash=?", [model, prompt_hash, text_hash]).fetchone()
+        return row[0] if row else None
+
+    def put_rewrite(self, model: str, prompt_hash: str, text_hash: str, rewritten: str) -> None:
+        with self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO rewrites (model, prompt_hash, text_hash,"
+                            " rewritten) VALUES (?,?,?,?)", [model, prompt_hash, text_hash, rewritten])
+
+    def apply_rewrite(self, lens: str, original: str, rewritten: str, rewritten_hash: str) -> None:
+        """Every chunk of `lens` waiting with this lens text now embeds `rewritten`."""
+        with self.db.conn:
+            self.db.execute("UPDATE chunks SET text=?, text_hash=? WHERE lens=? AND text_hash=?"
+                            " AND original=?", [rewritten, rewritten_hash, lens, PENDING, original])
+
+    def lens_chunks(self, path: str, lens: str) -> list[tuple[str, str | None]]:
+        """(text, original) of a note's chunks under a lens, in order; text is '' while
+        a rewrite is pending, original is None for a lens without rewrite."""
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT text, original FROM chunks WHERE path=? AND lens=? ORDER BY chunk", [path, lens])]
+
+    def prune_rewrites(self) -> int:
+        """Drop cached rewrites that no chunk embeds any more (deleted or changed notes)."""
+        with self.db.conn:
+            cur = self.db.execute(
+                "DELETE FROM rewrites WHERE rewritten NOT IN"
+                " (SELECT text FROM chunks WHERE original IS NOT NULL)")
         return cur.rowcount
 
     def vector_count(self) -> int:

@@ -196,11 +196,16 @@ class Vault:
         store = store or self.store
         rows = store.notes()
         embedder_id = store.get_meta("embedder")
-        chunks, embedded = store.chunk_counts(embedder_id or "",
-                                              index_mod.active_lenses(store, self.config))
+        active = index_mod.active_lenses(store, self.config)
+        chunks, embedded = store.chunk_counts(embedder_id or "", active)
         problems = {r.path: list(r.problems) for r in rows if r.problems}
         for path, error in store.failures().items():
             problems.setdefault(path, []).append(error)
+        rewriting = [l.name for l in self.config.lenses if l.rewrite and l.name in active]
+        for path, names in store.pending_rewrite_paths(rewriting).items():
+            problems.setdefault(path, []).extend(
+                f"lens {name}: not rewritten yet (the rewrite endpoint failed or the index "
+                "was interrupted); retried on the next index" for name in names)
         indexed_at = store.get_meta("indexed_at")
         out = {"vault": str(self.root), "database": str(self.db_path), "config": self.config.source,
                "notes": len(rows), "opted_out": sum(r.opted_out for r in rows),
@@ -219,10 +224,21 @@ class Vault:
                                       "scores": "probability" if view.model else view.calibrator.kind})
         return out
 
+    def rewrites(self, note: str, lens: str | None = None) -> list[str]:
+        """A note's texts as rewritten for a lens with a `rewrite` (what was embedded), in
+        chunk order; [] for a lens without one. Read from the store: no request is made."""
+        chosen = self.config.lens(lens)
+        if not chosen.rewrite:
+            return []
+        return [text for text, _ in self.store.lens_chunks(self.resolve_note(note), chosen.name)
+                if text]
+
     def lenses(self) -> list[dict]:
         return [{"name": l.name, "description": l.description, "template": l.template,
                  "prefix": l.prefix, "top_k": l.top_k, "min_score": l.min_score,
-                 "source": _filter_dict(l.source), "candidates": _filter_dict(l.candidates)}
+                 "source": _filter_dict(l.source), "candidates": _filter_dict(l.candidates),
+                 "rewrite": {"model": l.rewrite.model, "prompt": l.rewrite.prompt,
+                             "base_url": l.rewrite.base_url} if l.rewrite else None}
                 for l in self.config.lenses]
 
 

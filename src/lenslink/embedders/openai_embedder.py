@@ -23,7 +23,7 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 LOCAL_DUMMY_KEY = "unused"
 
 
-def _is_local(base_url: str) -> bool:
+def is_local_url(base_url: str) -> bool:
     host = (urlsplit(base_url).hostname or "").lower()
     return host in LOCAL_HOSTS or host.endswith(".localhost")
 
@@ -78,7 +78,7 @@ class OpenAIEmbedder:
 
         api_key = os.environ.get(api_key_env, "").strip()
         if not api_key:
-            if not _is_local(self._endpoint):
+            if not is_local_url(self._endpoint):
                 raise EmbedderError(
                     f"set the environment variable {api_key_env} to an API key for {self._endpoint}"
                 )
@@ -150,7 +150,7 @@ class OpenAIEmbedder:
                 if attempt == self.max_retries:
                     raise EmbedderError(
                         f"embedding request to {self._endpoint} failed after "
-                        f"{attempt + 1} attempts: {_describe(exc)}"
+                        f"{attempt + 1} attempts: {describe_error(exc)}"
                     ) from exc
                 time.sleep(self._backoff(attempt, exc))
             except openai.APIStatusError as exc:
@@ -178,13 +178,13 @@ class OpenAIEmbedder:
                 f"{self._endpoint} has no embeddings endpoint (404); check base_url"
             )
         if exc.status_code in (401, 403):
-            return EmbedderError(f"{self._endpoint} refused the API key: {_describe(exc)}")
+            return EmbedderError(f"{self._endpoint} refused the API key: {describe_error(exc)}")
         return EmbedderError(
-            f"embedding request to {self._endpoint} was rejected: {_describe(exc)}"
+            f"embedding request to {self._endpoint} was rejected: {describe_error(exc)}"
         )
 
 
-def _describe(exc: Exception) -> str:
+def describe_error(exc: Exception) -> str:
     """The client's message (status code and the server's own words), on one line."""
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return " ".join(str(message).split())
