@@ -61,7 +61,6 @@ TOP = 100
 LENS = "topic"
 METRICS = ["recall@5", "recall@10", "mrr@10", "ndcg@10"]
 COMMANDS: list[str] = []
-FINGERPRINT = ""
 
 
 def source_fingerprint() -> str:
@@ -365,6 +364,7 @@ def one_task(vault: Path, cache: Path, holdout: float, seed: int, extra) -> dict
     db = cache / "db" / f"{name}.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     log(f"== {name}")
+    source_before = source_fingerprint()
     make_task(vault, task, holdout, seed)
     gold = json.loads((task / "gold.json").read_text(encoding="utf-8"))
     seed_db(db, vault.name, prefer=f"{vault.name}-h" if holdout else f"{vault.name}-drop")
@@ -379,16 +379,32 @@ def one_task(vault: Path, cache: Path, holdout: float, seed: int, extra) -> dict
     results.update({f"baseline: {k}": v for k, v in base.items()})
     log(f"baselines ({time.time() - t0:.0f} s)")
     t0 = time.time()
-    if source_fingerprint() != FINGERPRINT:
-        log("WARNING: lenslink's source changed during this run; numbers mix versions")
     a = analyse(task, db, gold, extra)
     same = sum(pred.get(g) == a["default_reimpl"][g] for g in gold)
     a["info"]["reimpl_identical_lists"] = f"{same}/{len(gold)}"
     results.update(a["results"])
     log(f"vector analysis ({time.time() - t0:.0f} s); default re-implementation gives the "
         f"CLI's top-{TOP} list for {same}/{len(gold)} gold notes")
+    source = sorted({source_before, source_fingerprint()})
+    if len(source) > 1:
+        log(f"WARNING: lenslink's source changed while measuring {name}")
     return {"task": name, "gold_notes": len(gold), "index": idx, "info": a["info"],
-            "results": results}
+            "results": results, "source": source, "commands": COMMANDS,
+            "weights": [rank.W_DENSE, rank.W_LEXICAL, rank.W_TITLE]}
+
+
+def task_in_child(vault: Path, a, seed: int) -> dict:
+    """Measure one task in a fresh process, so that it sees one version of lenslink's
+    source even if the source is edited during a long run."""
+    out = a.cache / "results" / f"{vault.name}-{a.holdout:g}-{seed}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, __file__, "--one-task", vault.name, "--seed", str(seed),
+           "--holdout", str(a.holdout), "--cache", str(a.cache), "--json", str(out)]
+    if a.no_truncation:
+        cmd.append("--no-truncation")
+    if subprocess.run(cmd).returncode != 0:
+        sys.exit(f"measuring {vault.name} (seed {seed}) failed")
+    return json.loads(out.read_text(encoding="utf-8"))
 
 
 def average(runs: list[dict]) -> dict:
@@ -452,27 +468,32 @@ def main() -> None:
     ap.add_argument("--no-truncation", action="store_true",
                     help="skip the whole-note (truncated) vectors, which need the model")
     ap.add_argument("--json", type=Path, help="write every number to this file")
+    ap.add_argument("--one-task", metavar="VAULT", help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.one_task:
+        extra = None if a.no_truncation else ExtraVectors(a.cache / "extra_vectors.db")
+        res = one_task(VAULTS / a.one_task, a.cache, a.holdout, a.seed, extra)
+        a.json.write_text(json.dumps(res), encoding="utf-8")
+        return
     vaults = sorted(p for p in VAULTS.iterdir() if p.is_dir()
                     and (not a.vaults or p.name in a.vaults))
     if not vaults:
         sys.exit(f"no vaults under {VAULTS}")
     a.cache.mkdir(parents=True, exist_ok=True)
-    global FINGERPRINT
-    FINGERPRINT = source_fingerprint()
-    extra = None if a.no_truncation else ExtraVectors(a.cache / "extra_vectors.db")
-    seeds = a.seeds if a.holdout else [None]
+    seeds = a.seeds if a.holdout else [0]
     runs: dict[str, list[dict]] = {}
     for vault in vaults:
-        runs[vault.name] = [one_task(vault, a.cache, a.holdout, s or 0, extra) for s in seeds]
+        runs[vault.name] = [task_in_child(vault, a, s) for s in seeds]
+    COMMANDS[:] = [c for rs in runs.values() for r in rs for c in r["commands"]]
+    sources = sorted({f for rs in runs.values() for r in rs for f in r["source"]})
     per_vault = {v: average(rs) for v, rs in runs.items()}
     mode = ("--drop-text" if not a.holdout else
             f"--holdout {a.holdout:g} --drop-text, seeds {' '.join(map(str, a.seeds))} averaged")
-    now = source_fingerprint()
     print(f"## Link prediction, {mode}\n")
-    print(f"lenslink source fingerprint {FINGERPRINT} (sha256 of src/lenslink/**/*.py)"
-          + ("" if now == FINGERPRINT else f"; WARNING: changed to {now} during the run, "
-             "numbers mix versions: run again") + "\n")
+    print(f"lenslink source fingerprint {', '.join(sources)} (sha256 of src/lenslink/**/*.py)"
+          + ("" if len(sources) == 1 else "; WARNING: the source changed during the run, "
+             "tasks were measured with different versions") + "\n")
     for v, rs in runs.items():
         i = rs[0]["info"]
         print(f"- {v}: {i['notes']} notes, {i['chunks']} chunks ({i['multi_chunk_notes']} notes "
@@ -487,7 +508,7 @@ def main() -> None:
     print("\n### Chunking: what a note's vector is\n")
     print(table(CHUNKING, per_vault))
     print("\n### Fusion ablation (lenslink signals; weights W_DENSE=%g W_LEXICAL=%g W_TITLE=%g)\n"
-          % (rank.W_DENSE, rank.W_LEXICAL, rank.W_TITLE))
+          % tuple(next(iter(runs.values()))[0]["weights"]))
     keys = [k for k in next(iter(per_vault.values())) if k.startswith("fusion: ")]
     print(table([(k[len("fusion: "):], k) for k in keys], per_vault))
     print("\n### Weight grid, recall@10 (" + " / ".join(per_vault) + "); title = title-mention bonus\n")
@@ -501,7 +522,7 @@ def main() -> None:
     print("\n".join(dict.fromkeys(COMMANDS)))
     print("```")
     if a.json:
-        a.json.write_text(json.dumps({"mode": mode, "source": FINGERPRINT, "runs": runs, "average": per_vault},
+        a.json.write_text(json.dumps({"mode": mode, "source": sources, "runs": runs, "average": per_vault},
                                      indent=1), encoding="utf-8")
 
 

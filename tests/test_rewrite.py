@@ -242,6 +242,24 @@ def test_failing_endpoint_leaves_other_lenses_indexed_and_retries_next_time(
         assert len(v.related("topics/Sourdough.md", "topic")) == 2
 
 
+def test_a_remote_endpoint_without_its_key_is_reported_and_sends_nothing(
+        tiny_vault, db, fake_embedder, openai_server):
+    remote = config(openai_server).replace(f'base_url = "{openai_server.base_url}"\n', "")
+    root = tiny_vault(NOTES, config=remote)
+    report = run_index(root, db)
+    assert report.problems == [("", "lens topic: set the environment variable OPENAI_API_KEY to "
+                                    "an API key for https://api.openai.com/v1 (used to rewrite "
+                                    "lens texts); 3 text(s) not rewritten, retried on the next "
+                                    "index")]
+    assert sorted(fake_embedder.texts) == sorted(PLAIN_TEXTS.values())
+    result = CliRunner().invoke(main, ["related", str(root), "topics/Sourdough.md", "--lens",
+                                       "topic", "--explain", "--db", str(db), "--embedder", "fake"])
+    assert result.stdout.splitlines() == [
+        "no related notes for topics/Sourdough.md under lens 'topic'",
+        f"rewritten by {MODEL}: (not rewritten yet; run `lenslink index`)"]
+    assert openai_server.requests == []
+
+
 def test_a_rejected_text_is_reported_and_the_others_go_on(vault, db, fake_embedder,
                                                           openai_server):
     openai_server.fail_next(400)

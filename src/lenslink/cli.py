@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import textwrap
 
 import click
 
@@ -142,7 +143,8 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
     if not results:
         click.echo(f"no related notes for {path} under lens {lens_name!r}")
     if explain and rewrite:  # the lens embeds LLM rewrites: show this note's own
-        shown = " ".join(own[0].split())[:240] if own else "(not rewritten yet; run `lenslink index`)"
+        shown = textwrap.shorten(own[0], 240, placeholder="\u2026") if own else \
+            "(not rewritten yet; run `lenslink index`)"
         click.echo(f"rewritten by {rewrite.model}: {shown}")
     for r in results:
         mark = " (linked)" if r.linked else ""

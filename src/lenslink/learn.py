@@ -21,8 +21,7 @@ FEATURES = ("dense", "raw", "proj", "lexical", "mention", "mentioned_by", "share
             "same_folder", "vote_sum", "vote_max", "indegree",
             # the same signals relative to the query's other candidates: scales differ a
             # lot from note to note (a long note has higher TF-IDF to everything)
-            "dense_z", "lexical_z", "proj_z", "vote_rel",
-            "title_sim", "title_sim_z", "vote_dense", "mention_vote")
+            "dense_z", "lexical_z", "proj_z", "vote_rel")
 CANDIDATES = 100          # per query, from the unsupervised fusion
 VOTE_NEIGHBOURS = 20
 FOLDS = 5
@@ -111,11 +110,6 @@ class PairFeatures:
         mention[list(self.mentions[i])] = 1.0
         fused = fused + 0.25 * mention
         votes_sum, votes_max = self.votes(i, graph, fused)
-        votes_dense, _ = self.votes(i, graph, dense)
-        mention_vote = np.zeros(len(fused))
-        for j in self.mentions[i]:          # notes the query names vote for their links
-            for t in graph.out.get(j, ()):
-                mention_vote[t] += 1.0
         score = np.where(allowed, fused, -np.inf)
         score[i] = -np.inf
         k = min(CANDIDATES, int(np.isfinite(score).sum()))
@@ -124,8 +118,7 @@ class PairFeatures:
         picked |= set(extra.tolist()) | {j for j in self.mentions[i] if allowed[j]}
         picked.discard(i)
         cand = np.array(sorted(picked), dtype=np.int64)
-        return cand, {"mention": mention, "votes_sum": votes_sum, "votes_max": votes_max,
-                      "votes_dense": votes_dense, "mention_vote": mention_vote}
+        return cand, {"mention": mention, "votes_sum": votes_sum, "votes_max": votes_max}
 
     def votes(self, i: int, graph: Graph, similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The query's most similar linked notes vote for their link targets."""
@@ -148,7 +141,6 @@ class PairFeatures:
         v = self.view
         proj = (self.projection.scores(v.centred[i], v.centred[cand])
                 if self.projection is not None else np.zeros(len(cand)))
-        title_sim = self.index.names.similarities_to(self.index.texts[int(v.rows[i])])[v.rows]
         tags_q = self.tags[i]
         shared = np.array([len(tags_q & self.tags[j]) for j in cand], dtype=float)
         cols = {
@@ -161,8 +153,6 @@ class PairFeatures:
             "indegree": np.log1p(graph.indegree[cand]),
             "dense_z": _z(dense, cand), "lexical_z": _z(lexical, cand), "proj_z": _zc(proj),
             "vote_rel": extra["votes_sum"][cand] / max(float(extra["votes_sum"].max()), 1e-9),
-            "title_sim": title_sim[cand], "title_sim_z": _z(title_sim, cand),
-            "vote_dense": extra["votes_dense"][cand], "mention_vote": np.log1p(extra["mention_vote"][cand]),
         }
         return np.stack([cols[f] for f in FEATURES], axis=1)
 

@@ -20,12 +20,12 @@ MAX_NAME_WORDS = 12
 class TfIdf:
     """TF-IDF (1 + log tf, smoothed idf, L2-normalised) over a fixed list of texts."""
 
-    def __init__(self, texts: list[str], min_df: int = 2):
+    def __init__(self, texts: list[str]):
         counts = [Counter(TOKEN.findall(t.lower())) for t in texts]
         df = Counter(term for c in counts for term in c)
         n = len(texts)
         # Terms seen once only change norms; leaving them out keeps postings small.
-        vocab = {t: i for i, t in enumerate(sorted(t for t, k in df.items() if k >= min_df))}
+        vocab = {t: i for i, t in enumerate(sorted(t for t, k in df.items() if k >= 2))}
         idf = {t: math.log((1 + n) / (1 + k)) + 1 for t, k in df.items()}
         self.vocab, self.idf, self.unseen_idf = vocab, idf, math.log(1 + n) + 1
         doc_terms, doc_weights, doc_ptr = [], [], [0]

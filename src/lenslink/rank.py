@@ -82,8 +82,6 @@ class VaultIndex:
         self.texts = [query for _, query in texts]  # what each note searches with
         self.tfidf = TfIdf([doc for doc, _ in texts])
         self.mentions = Mentions([[n.title, *n.aliases] for n in notes])
-        # titles and aliases as tiny documents: a query's words that name a note partially
-        self.names = TfIdf([" ".join([n.title, *n.aliases]) for n in notes], min_df=1)
         self.views = {lens.name: self._view(lens, *lens_data[lens.name]) for lens in config.lenses}
         for view in self.views.values():
             view.model = (models or {}).get(view.lens.name)
