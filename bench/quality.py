@@ -353,7 +353,7 @@ def analyse(task: Path, db: Path, gold: dict, extra: ExtraVectors | None) -> dic
     info = {"notes": len(paths), "chunks": int(len(owner)), "multi_chunk_notes": int(multi.sum()),
             "gold_multi_chunk": int(sum(multi[r] for r in rows)), "spread": spread,
             "title_hits_per_query": float(men.sum(axis=1).mean())}
-    return {"results": results, "info": info,
+    return {"results": results, "info": info, "preds": preds,
             "default_reimpl": preds["fusion: dense + lexical + title (default)"]}
 
 

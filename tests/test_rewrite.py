@@ -327,8 +327,10 @@ def test_explain_shows_the_rewrites(vault, db, fake_embedder, openai_server):
     out = run("related", vault, "topics/Sourdough.md", "--lens", "topic", "--explain")
     lines = out.splitlines()
     assert lines[0] == f"rewritten by {MODEL}: REWRITE: Sourdough Rye flour and water, fed daily. See Bread."
-    assert "        rewritten passage: REWRITE: Bread Bake a loaf every week with the Sourdough starter." in lines
-    assert "        rewritten passage: REWRITE: Crumb An open crumb needs a strong starter and long proofing." in lines
+    passages = [line.strip() for line in lines if "passage:" in line]
+    assert passages == [
+        "rewritten passage: REWRITE: Bread Bake a loaf every week with the Sourdough starter.",
+        "rewritten passage: REWRITE: Crumb An open crumb needs a strong starter and long proofing."]
     plain = run("related", vault, "topics/Sourdough.md", "--lens", "plain", "--explain")
     assert "rewritten" not in plain
     assert "        passage: Plain: Bread Bake a loaf every week with the Sourdough starter." in plain

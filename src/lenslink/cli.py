@@ -11,7 +11,7 @@ import click
 from .errors import LenslinkError
 from .vault import Vault
 
-STAGES = {"read": "Reading notes", "embed": "Embedding texts"}
+STAGES = {"read": "Reading notes", "rewrite": "Rewriting texts", "embed": "Embedding texts"}
 
 
 def handle_errors(func):
@@ -347,6 +347,36 @@ def token():
     from .daemon import load_token
 
     click.echo(load_token())
+
+
+@main.command()
+@vault_options
+@click.option("--lens", "-l", "lens_names", multiple=True, metavar="LENS",
+              help="Lens to map; repeat for panels side by side (default: the first lens).")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Image to write (.png, .svg or .pdf).")
+@click.option("--color", type=click.Choice(["folder", "tag"]), default="folder", show_default=True,
+              help="Colour notes by top folder, or by their first tag not shared by all notes.")
+@click.option("--label", default=8, show_default=True, type=click.IntRange(0), metavar="N",
+              help="Name N notes per panel (nearest its centre and edges); every note when "
+                   "a lens has 15 or fewer.")
+@handle_errors
+def plot(vault, db, embedder, lens_names, out, color, label):
+    """Draw a 2-D map (PCA) of the notes as each lens sees them, one panel per lens.
+
+    Needs matplotlib: pip install 'lenslink[plot]'.
+
+    \b
+    Example:
+      lenslink plot ~/Notes --lens cuisine --lens climate --color tag --out cities.png
+    """
+    from . import plot as plot_mod
+
+    plot_mod.require_matplotlib()  # before the index is loaded
+    with Vault(vault, db=db, embedder=embedder) as v:
+        maps = plot_mod.lens_maps(v.ranking(), list(lens_names) or [None], color, label)
+    plot_mod.render(maps, out)
+    click.echo(f"wrote {out}: " + ", ".join(f"{m.lens} ({len(m.paths)} notes)" for m in maps))
 
 
 if __name__ == "__main__":  # pragma: no cover
