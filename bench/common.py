@@ -4,6 +4,7 @@ asserts on time."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import platform
@@ -187,7 +188,8 @@ class Probe:
         self._undo: list[tuple[object, str, object]] = []
 
     def wrap(self, owner, attr: str, label: str) -> None:
-        original = owner.__dict__[attr] if isinstance(owner, type) else getattr(owner, attr)
+        original = inspect.getattr_static(owner, attr) if isinstance(owner, type) \
+            else getattr(owner, attr)
         func = original.__func__ if isinstance(original, (staticmethod, classmethod)) else original
 
         def timed(*args, **kwargs):
@@ -202,12 +204,16 @@ class Probe:
             timed = staticmethod(timed)
         elif isinstance(original, classmethod):
             timed = classmethod(timed)
-        self._undo.append((owner, attr, original))
+        own = not isinstance(owner, type) or attr in owner.__dict__
+        self._undo.append((owner, attr, original if own else None))
         setattr(owner, attr, timed)
 
     def restore(self) -> None:
         for owner, attr, original in reversed(self._undo):
-            setattr(owner, attr, original)
+            if original is None:
+                delattr(owner, attr)  # it was inherited: uncover the base class's again
+            else:
+                setattr(owner, attr, original)
         self._undo.clear()
 
     def report(self) -> dict:

@@ -15,6 +15,9 @@ For every vault in ../shared/vaults/ this script
      recombines lenslink's own signals (centred cosine, lexical.TfIdf, lexical.Mentions,
      from rank.VaultIndex) into a small fusion ablation,
 and prints markdown tables (recall@5, recall@10, MRR@10, nDCG@10) and the commands run.
+Each task is measured in a fresh process and reports the sha256 of lenslink's source it
+ran with, so a run during edits of src/lenslink says so instead of mixing versions.
+Results of docs/quality.md come from this script.
 
 "Truncation" embeds title + whole body once with the same embedder (which truncates at
 256 tokens), exactly what a single-vector index would store; only notes with more than

@@ -33,8 +33,8 @@ FULL = {
 QUICK = {
     "synth": ["--notes", "10000"],
     "index_speed": ["--limit", "100"],
-    "query_speed": ["--notes", "2000", "--queries", "100", "--train-timeout", "600"],
-    "daemon_latency": ["--notes", "1000", "--burst", "50", "--requests", "100", "--timeout", "600"],
+    "query_speed": ["--notes", "1000", "--queries", "100", "--train-timeout", "600"],
+    "daemon_latency": ["--notes", "500", "--burst", "20", "--requests", "100", "--timeout", "600"],
 }
 
 

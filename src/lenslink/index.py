@@ -20,7 +20,7 @@ from .links import parse_links
 from .rewrite import Rewriter, prompt_hash
 from .store import PENDING, NoteRow, Store
 
-PARSER_VERSION = "3"
+PARSER_VERSION = "4"
 LEX_CHARS = 100_000
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -87,7 +87,8 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     gone = set(known) - set(found)
     report.deleted = store.delete_notes(sorted(gone))
     signature = config_signature(config)
-    todo = found if paths is None else [p for p in found if p in set(paths)]
+    wanted = None if paths is None else set(paths)  # built once: not once per note
+    todo = found if wanted is None else [p for p in found if p in wanted]
     changed = bool(gone)
     for done, rel in enumerate(todo, 1):
         changed |= _sync_note(root, rel, known.get(rel), signature, config, store, report)
@@ -132,7 +133,9 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
     if note.opted_out:
         report.opted_out += 1
     chunks = [] if note.opted_out else lens_chunks(note, config.lenses)
-    names = [note.title, *note.aliases]
+    # Tags carry a vault's concept hierarchy (`computing/cpp/coroutine`): lexical signals
+    # and title/alias mentions read them with the names (measured in docs/quality.md).
+    names = [note.title, *note.aliases, " ".join(note.tags)]
     lex = "" if note.opted_out else "\n".join([*names, note.clean_text])[:LEX_CHARS]
     query = "" if note.opted_out else "\n".join([*names, bare_text(note.body)])[:LEX_CHARS]
     store.put_note(NoteRow(

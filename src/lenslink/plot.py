@@ -33,6 +33,7 @@ class LensMap:
     groups: tuple[str, ...]         # colour group per note
     labelled: tuple[int, ...]       # indices of the notes that get their title drawn
     sources: np.ndarray             # bool per note: the lens suggests for it
+    description: str = ""
 
 
 def require_matplotlib():
@@ -109,7 +110,8 @@ def lens_map(ranking, lens: str | None, color: str = "folder", label: int = 8) -
     return LensMap(lens=name, paths=tuple(n.path for n in notes), titles=tuple(n.title for n in notes),
                    xy=xy, explained=explained,
                    groups=tuple(colour_groups([n.folder for n in notes], [tuple(n.tags) for n in notes], color)),
-                   labelled=tuple(pick_labels(xy, label)), sources=view.sources.copy())
+                   labelled=tuple(pick_labels(xy, label)), sources=view.sources.copy(),
+                   description=view.lens.description)
 
 
 def lens_maps(ranking, lenses: list[str | None], color: str = "folder", label: int = 8) -> list[LensMap]:
@@ -131,7 +133,7 @@ def palette(maps: list[LensMap]) -> dict[str, str]:
     return {g: out.get(g, GREY) for g in sizes}
 
 
-def render(maps: list[LensMap], out, title: str = "") -> Path:
+def render(maps: list[LensMap], out) -> Path:
     """Draw the panels side by side into `out` (format from its extension: .png, .svg, .pdf)."""
     Figure, FigureCanvasAgg = require_matplotlib()
     from matplotlib import patheffects
@@ -145,7 +147,9 @@ def render(maps: list[LensMap], out, title: str = "") -> Path:
     outline = [patheffects.withStroke(linewidth=3, foreground="white")]
     for ax, m in zip(axes, maps):
         n = len(m.paths)
-        ax.set_title(f"{m.lens}  ({n} notes)", fontsize=11)
+        ax.set_title(f"{m.lens}  ({n} notes)", fontsize=11, loc="left")
+        if m.description:
+            ax.set_title(m.description, fontsize=8, loc="right", color="#555555")
         ax.set_xlabel(f"PC1 ({m.explained[0]:.0%} of variance)", fontsize=8)
         ax.set_ylabel(f"PC2 ({m.explained[1]:.0%})", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -153,16 +157,13 @@ def render(maps: list[LensMap], out, title: str = "") -> Path:
         if n == 0:
             ax.text(0.5, 0.5, "no notes", ha="center", va="center", transform=ax.transAxes)
             continue
-        size = float(np.clip(4000 / n, 6, 70))
+        size = _marker_area(n)
         point_colours = [colours.get(g, GREY) for g in m.groups]
         for chosen, marker in ((m.sources, "o"), (~m.sources, "s")):
             if chosen.any():
                 ax.scatter(m.xy[chosen, 0], m.xy[chosen, 1], s=size, marker=marker,
                            c=[c for c, keep in zip(point_colours, chosen) if keep],
                            edgecolors="white", linewidths=0.6, alpha=0.9, zorder=2)
-        for i in m.labelled:
-            ax.annotate(m.titles[i], m.xy[i], xytext=(4, 4), textcoords="offset points",
-                        fontsize=8, zorder=3, path_effects=outline)
         span = np.ptp(m.xy, axis=0)
         pad = np.where(span > 0, span * 0.12, 0.5)
         ax.set_xlim(m.xy[:, 0].min() - pad[0], m.xy[:, 0].max() + pad[0] * 2)
@@ -179,11 +180,63 @@ def render(maps: list[LensMap], out, title: str = "") -> Path:
         rows = -(-len(handles) // 8)
         fig.legend(handles=handles, loc="outside lower center", ncols=-(-len(handles) // rows),
                    fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=12)
+    # Lay the panels out once, freeze that, then put each label where it covers the
+    # fewest other labels and points (needs final pixel positions).
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()
+    for ax, m in zip(axes, maps):
+        if len(m.paths):
+            radius = np.sqrt(_marker_area(len(m.paths))) / 2 * fig.dpi / 72   # pixels
+            _place_labels(ax, m, renderer, radius, outline)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.savefig(out)
     except ValueError as exc:  # e.g. an extension matplotlib cannot write
         raise ConfigError(f"cannot write {out.name}: {exc}") from None
     return out
+
+
+def _marker_area(n: int) -> float:
+    """Marker area in points^2: large for a handful of notes, small for thousands."""
+    return float(np.clip(4000 / n, 6, 70))
+
+
+LABEL_OFFSETS = ((4, 3, "left", "bottom"), (4, -3, "left", "top"),
+                 (-4, 3, "right", "bottom"), (-4, -3, "right", "top"))
+
+
+def _place_labels(ax, m: LensMap, renderer, radius: float, outline) -> None:
+    """Annotate the labelled notes, each at the offset that overlaps least (in pixels)
+    with labels already placed, other notes' markers and the panel's edge."""
+    points = ax.transData.transform(m.xy)
+    frame = ax.get_window_extent(renderer)
+    placed = []
+    for i in m.labelled:
+        best = None
+        for dx, dy, ha, va in LABEL_OFFSETS:
+            text = ax.annotate(m.titles[i], m.xy[i], xytext=(dx, dy), textcoords="offset points",
+                               ha=ha, va=va, fontsize=8, zorder=3, path_effects=outline)
+            box = text.get_window_extent(renderer)
+            cost = sum(_overlap(box, other) for other in placed)
+            near = ((points[:, 0] > box.x0 - radius) & (points[:, 0] < box.x1 + radius)
+                    & (points[:, 1] > box.y0 - radius) & (points[:, 1] < box.y1 + radius))
+            near[i] = False
+            cost += int(near.sum()) * (2 * radius) ** 2
+            cost += box.width * box.height - _overlap(box, frame)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, text, box)
+            else:
+                text.remove()
+            if cost == 0:
+                break
+        placed.append(best[2])
+
+
+def _overlap(a, b) -> float:
+    """Area shared by two display boxes."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
