@@ -78,7 +78,7 @@ class MiniLMEmbedder:
 
     dimension = DIMENSION
 
-    def __init__(self, *, max_tokens: int = 256, batch_size: int = 32, threads: int | None = None):
+    def __init__(self, *, max_tokens: int = 256, batch_size: int = 16, threads: int | None = None):
         if not 2 < max_tokens <= MAX_POSITIONS:
             raise EmbedderError(
                 f"minilm max_tokens must be between 3 and {MAX_POSITIONS}, got {max_tokens}"
@@ -118,6 +118,9 @@ class MiniLMEmbedder:
         verify_model(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # onnxruntime's arena keeps the peak of every batch shape it has seen (>1 GB after
+        # a few 32 x 256-token batches); without it, memory follows the current batch.
+        options.enable_cpu_mem_arena = False
         try:
             return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
