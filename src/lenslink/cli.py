@@ -235,7 +235,7 @@ def status(vault, db, embedder, as_json):
     for lens in info["lenses"]:
         click.echo(f"lens      {lens['name']}: {lens['sources']} sources, "
                    f"{lens['candidates']} candidates, {lens['ranking']} ranking"
-                   + ("" if lens["ranking"] == "learned" else " (too few links to learn; run `lenslink train`)")
+                   + ("" if lens["ranking"] == "learned" else " (learned once the lens has enough links: `lenslink train`)")
                    + f", scores: {lens['scores']}")
     for path, problems in info["problems"].items():
         for p in problems:

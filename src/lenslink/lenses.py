@@ -33,7 +33,7 @@ REWRITE_KEYS = {"prompt", "model", "base_url", "api_key_env", "timeout", "max_re
 # The essay's prompt ("Don't use cosine similarity", section "Rewriting").
 DEFAULT_REWRITE_PROMPT = ("Rewrite the following text in standard English using Markdown. "
                           "Focus on content, ignore style. Limit to 200 words.")
-TOP_KEYS = {"exclude", "heading", "embedder", "embedder_options", "lenses", "write"}
+TOP_KEYS = {"exclude", "heading", "embedder", "embedder_options", "lenses"}
 
 
 def glob_match(path: str, pattern: str) -> bool:

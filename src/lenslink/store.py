@@ -348,6 +348,10 @@ class Store:
                                " WHERE embedder=?", [embedder_id])
         return {r[0]: (r[1], json.loads(r[2]), r[3], r[4]) for r in rows}
 
+    def delete_model(self, lens: str) -> None:
+        with self.db.conn:
+            self.db.execute("DELETE FROM models WHERE lens=?", [lens])
+
     def delete_models(self) -> None:
         with self.db.conn:
             self.db.execute("DELETE FROM models")

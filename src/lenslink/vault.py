@@ -133,6 +133,12 @@ class Vault:
                 reports[lens_.name] = {"trained": False,
                                        "reason": "too few links; using the unsupervised ranking"}
                 continue
+            loss, base = model.report.get("heldout_log_loss"), model.report.get("heldout_log_loss_fusion")
+            if loss is not None and base is not None and loss > base:
+                self.store.delete_model(lens_.name)
+                reports[lens_.name] = {"trained": False, "reason": "the learned ranker did not beat "
+                                       "the unsupervised one on held-out links; keeping that"}
+                continue
             params, blob = learn.model_to_blob(model)
             self.store.put_model(lens_.name, embedder_id, lens_.signature, params, blob)
             reports[lens_.name] = {"trained": True, **model.report}
@@ -145,18 +151,14 @@ class Vault:
 
     # -- write-back ---------------------------------------------------------------
     def block_groups(self, note: str) -> tuple[str, bool, list[tuple[str, list[str]]]]:
-        """(path, opted out, [(lens, related paths)]): what goes into a note's block; a
-        note is listed once, under the first lens that suggests it."""
+        """(path, opted out, [(lens, related paths)]): what goes into a note's block,
+        each lens with its own list (a note may appear under several lenses)."""
         path = self.resolve_note(note)
         ranking = self.ranking()
         if ranking.notes[ranking.row[path]].opted_out:
             return path, True, []
-        groups, shown = [], set()
-        for lens in self.config.lenses:
-            found = [r.path for r in ranking.related(path, lens.name) if r.path not in shown]
-            shown.update(found)
-            groups.append((lens.name, found))
-        return path, False, groups
+        return path, False, [(lens.name, [r.path for r in ranking.related(path, lens.name)])
+                             for lens in self.config.lenses]
 
     def render_block(self, note: str) -> tuple[str, str]:
         """(path, block text) for a note, links in the vault's link style."""

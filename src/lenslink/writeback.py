@@ -111,7 +111,7 @@ def safe_note_path(root: Path, rel: str) -> Path:
     if any(not part or part.startswith(".") for part in parts):
         raise UnsafePathError(f"refusing {rel!r}: hidden or dot folders are not notes")
     if not rel.endswith(".md"):
-        raise UnsafePathError(f"refusing {rel!r}: only .md notes are written")
+        raise UnsafePathError(f"refusing {rel!r}: give a vault-relative path to a .md note")
     real_root = Path(root).resolve()
     real = (real_root / rel).resolve()
     try:
