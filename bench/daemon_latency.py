@@ -178,7 +178,7 @@ def rewrite_theme(path: Path, writer: synth.Writer, theme: str, marker: str) -> 
 
 def run(args) -> dict:
     cheap_embedder.register()
-    results: dict = {"notes": args.notes, "burst": args.burst}
+    results: dict = {"notes": args.notes, "burst_notes": args.burst}
     rng = random.Random(args.seed)
     with common.workdir(args.tmp, args.keep, "lenslink-daemon-") as work, \
             common.data_dir(work / "data") as data:

@@ -142,7 +142,7 @@ def summary(results: dict[str, dict]) -> list[tuple[str, str, str]]:
              secs(get(d, 'single_edit', 'until /v1/related changed_s')), ""),
             (f"daemon, {n} notes: one edit until block on disk",
              secs(get(d, 'single_edit', 'until block on disk_s')), ""),
-            (f"daemon, {n} notes: burst of {d.get('burst')} until every block on disk",
+            (f"daemon, {n} notes: burst of {d.get('burst_notes')} until every block on disk",
              secs(get(d, 'burst', 'until every block on disk_s')), ""),
             (f"daemon, {n} notes: burst, texts embedded more than once",
              f"{get(d, 'burst', 'texts embedded more than once')} of {get(d, 'burst', 'distinct texts')}", "0"),

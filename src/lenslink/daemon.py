@@ -187,7 +187,8 @@ class Service:
                     self._unsynced = self.vault.store.note_states()
                 before = self._unsynced
                 report = self.vault.index(rebuild=rebuild, paths=changed, progress=self._progress)
-                self.vault.refresh()
+                if report.parsed or report.deleted or report.embedded or not self.vault.loaded:
+                    self.vault.refresh()  # else (e.g. our own block writes) the snapshot stands
                 self._train_if_links_grew()
                 after = self.vault.store.note_states()
             self._unsynced = None

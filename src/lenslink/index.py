@@ -124,8 +124,10 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
         report.problems.append((rel, str(exc)))
         store.record_failure(rel, str(exc))
         return False
-    if known and known[0] == note.content_hash and known[3] == signature:
-        store.touch_note(rel, note.mtime_ns, note.size)
+    ours = known and known[3] == signature and store.written_hash(rel) == note.content_hash
+    if ours or (known and known[0] == note.content_hash and known[3] == signature):
+        # unchanged, or only our block changed (we wrote it): nothing to re-read downstream
+        store.touch_note(rel, note.mtime_ns, note.size, note.content_hash)
         report.unchanged += 1
         return False
     report.parsed += 1

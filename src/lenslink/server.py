@@ -54,6 +54,9 @@ def _host_name(header: str) -> str:
 class Handler(BaseHTTPRequestHandler):
     server: "ApiServer"
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, a keep-alive client's
+    # delayed ACK stalls every response by ~40 ms (bench/daemon_latency.py).
+    disable_nagle_algorithm = True
     server_version = f"lenslink/{__version__}"
 
     # -- plumbing -----------------------------------------------------------------

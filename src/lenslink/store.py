@@ -167,9 +167,15 @@ class Store:
                 [(row.path, lens, i, h, text, original) for lens, i, h, text, original in chunks])
             self.db.execute("DELETE FROM failures WHERE path=?", [row.path])
 
-    def touch_note(self, path: str, mtime_ns: int, size: int) -> None:
+    def touch_note(self, path: str, mtime_ns: int, size: int, content_hash: str | None = None) -> None:
         with self.db.conn:
-            self.db.execute("UPDATE notes SET mtime_ns=?, size=? WHERE path=?", [mtime_ns, size, path])
+            self.db.execute("UPDATE notes SET mtime_ns=?, size=?, content_hash=coalesce(?, content_hash)"
+                            " WHERE path=?", [mtime_ns, size, content_hash, path])
+
+    def written_hash(self, path: str) -> str | None:
+        """sha256 of the file as lenslink last wrote it (None if it never did)."""
+        row = self.db.execute("SELECT file_hash FROM written WHERE path=?", [path]).fetchone()
+        return row[0] if row else None
 
     def delete_notes(self, paths: Iterable[str]) -> int:
         paths = list(paths)
