@@ -139,7 +139,7 @@ class VaultIndex:
         cosine = view.centred @ view.centred[i]
         lexical = self.lexical(int(view.rows[i]))[view.rows]
         mentioned_rows = self.mentions.mentioned(self.texts[int(view.rows[i])])
-        mentioned = np.array([int(r) in mentioned_rows for r in view.rows], dtype=np.float32)
+        mentioned = np.isin(view.rows, list(mentioned_rows)).astype(np.float32)
         if "{body}" in view.lens.template:
             fused = W_DENSE * cosine + W_LEXICAL * lexical + W_TITLE * mentioned
         else:  # the lens looks at chosen fields only: the note's words are beside the point
@@ -152,20 +152,23 @@ class VaultIndex:
 
     def _calibrate(self, view: LensView) -> calibrate.Calibrator:
         """Fit score -> link likelihood on the vault's links under this lens."""
-        rng = random.Random(0)
+        rng, draw = random.Random(0), np.random.default_rng(0)
         pos, neg, background = [], [], []
         sources = np.flatnonzero(view.sources)
-        candidates = np.flatnonzero(view.candidates)
         negative_pairs = 0
         picked = rng.sample(list(sources), min(len(sources), 300))
         for i in picked:
             path = self.notes[int(view.rows[i])].path
             fused = self.raw_scores(view, int(i))[0]
             linked = {view.position.get(self.row.get(d, -1)) for d in self.links.get(path, ())}
-            others = [int(c) for c in candidates if c != i and int(c) not in linked]
+            mask = view.candidates.copy()
+            mask[i] = False
+            mask[[c for c in linked if c is not None]] = False
+            others = np.flatnonzero(mask)
             negative_pairs += len(others)
             pos += [fused[c] for c in linked if c is not None and view.candidates[c] and c != i]
-            sample = rng.sample(others, min(len(others), NEGATIVES_PER_SOURCE))
+            sample = others[draw.choice(len(others), min(len(others), NEGATIVES_PER_SOURCE),
+                                        replace=False)] if len(others) else []
             neg += [fused[c] for c in sample]
             background += [fused[c] for c in sample]
         cal = calibrate.fit(np.array(pos), np.array(neg), np.array(background))
