@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
-import time
 
-from .embedders.openai_embedder import (DEFAULT_BASE_URL, LOCAL_DUMMY_KEY, describe_error,
-                                        is_local_url)
+from .embedders.openai_embedder import (DEFAULT_BASE_URL, LOCAL_DUMMY_KEY, call_with_retries,
+                                        describe_error, is_local_url)
 from .errors import RewriteError, RewriteRejected
 from .lenses import DEFAULT_REWRITE_PROMPT, RewriteSettings
 
@@ -96,36 +94,12 @@ class Rewriter:
         return content.strip()
 
     def _with_retries(self, text: str):
-        import openai
-
-        retryable = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
         messages = [{"role": "system", "content": self.prompt}, {"role": "user", "content": text}]
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self._client.chat.completions.create(
-                    model=self.model, messages=messages, temperature=0)
-            except retryable as exc:  # 429, 5xx, timeouts, connection errors
-                if getattr(exc, "code", None) == "insufficient_quota":
-                    raise RewriteError(f"{self._endpoint}: quota exceeded: {describe_error(exc)}") from exc
-                if attempt == self.max_retries:
-                    raise RewriteError(f"rewrite request to {self._endpoint} failed after "
-                                       f"{attempt + 1} attempts: {describe_error(exc)}") from exc
-                time.sleep(self._backoff(attempt, exc))
-            except openai.APIStatusError as exc:
-                raise self._status_error(exc) from exc
-        raise AssertionError("unreachable")
-
-    def _backoff(self, attempt: int, exc: Exception) -> float:
-        """Exponential delay with jitter; honours a short Retry-After from the server."""
-        response = getattr(exc, "response", None)
-        retry_after = response.headers.get("retry-after") if response is not None else None
-        try:
-            if retry_after is not None:
-                return min(max(float(retry_after), 0.0), self.retry_max_delay)
-        except ValueError:
-            pass  # an HTTP date: fall back to our own schedule
-        delay = min(self.retry_base_delay * 2**attempt, self.retry_max_delay)
-        return delay * random.uniform(0.75, 1.0)
+        return call_with_retries(
+            lambda: self._client.chat.completions.create(
+                model=self.model, messages=messages, temperature=0),
+            self.max_retries, self.retry_base_delay, self.retry_max_delay, RewriteError,
+            f"rewrite request to {self._endpoint}", self._status_error)
 
     def _status_error(self, exc) -> RewriteError:
         """One actionable line for a non-retryable HTTP error."""

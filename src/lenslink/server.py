@@ -10,7 +10,6 @@ import hmac
 import ipaddress
 import json
 import logging
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 

@@ -135,39 +135,13 @@ class OpenAIEmbedder:
             )
 
     def _with_retries(self, inputs: list[str]):
-        import openai
-
-        retryable = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
         kwargs: dict = {"model": self.model, "input": inputs, "encoding_format": "float"}
         if self._dimensions:
             kwargs["dimensions"] = self._dimensions
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self._client.embeddings.create(**kwargs)
-            except retryable as exc:  # 429, 5xx, timeouts, connection errors
-                if getattr(exc, "code", None) == "insufficient_quota":
-                    raise EmbedderError(f"{self._endpoint}: quota exceeded: {exc.message}") from exc
-                if attempt == self.max_retries:
-                    raise EmbedderError(
-                        f"embedding request to {self._endpoint} failed after "
-                        f"{attempt + 1} attempts: {describe_error(exc)}"
-                    ) from exc
-                time.sleep(self._backoff(attempt, exc))
-            except openai.APIStatusError as exc:
-                raise self._status_error(exc) from exc
-        raise AssertionError("unreachable")
-
-    def _backoff(self, attempt: int, exc: Exception) -> float:
-        """Exponential delay with jitter; honours a short Retry-After from the server."""
-        response = getattr(exc, "response", None)
-        retry_after = response.headers.get("retry-after") if response is not None else None
-        try:
-            if retry_after is not None:
-                return min(max(float(retry_after), 0.0), self.retry_max_delay)
-        except ValueError:
-            pass  # an HTTP date: fall back to our own schedule
-        delay = min(self.retry_base_delay * 2**attempt, self.retry_max_delay)
-        return delay * random.uniform(0.75, 1.0)
+        return call_with_retries(
+            lambda: self._client.embeddings.create(**kwargs), self.max_retries,
+            self.retry_base_delay, self.retry_max_delay, EmbedderError,
+            f"embedding request to {self._endpoint}", self._status_error)
 
     def _status_error(self, exc) -> EmbedderError:
         """One actionable line for a non-retryable HTTP error."""
@@ -188,3 +162,37 @@ def describe_error(exc: Exception) -> str:
     """The client's message (status code and the server's own words), on one line."""
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return " ".join(str(message).split())
+
+
+def backoff_delay(attempt: int, exc: Exception, base: float, ceiling: float) -> float:
+    """Exponential delay with jitter; honours a short Retry-After from the server."""
+    response = getattr(exc, "response", None)
+    retry_after = response.headers.get("retry-after") if response is not None else None
+    try:
+        if retry_after is not None:
+            return min(max(float(retry_after), 0.0), ceiling)
+    except ValueError:
+        pass  # an HTTP date: fall back to our own schedule
+    return min(base * 2**attempt, ceiling) * random.uniform(0.75, 1.0)
+
+
+def call_with_retries(call, max_retries: int, base_delay: float, max_delay: float,
+                      error: type[Exception], what: str, status_error):
+    """Run an `openai` request, retrying 429, 5xx, timeouts and connection errors with
+    backoff; other HTTP errors become `status_error(exc)`, exhausted retries `error`."""
+    import openai
+
+    retryable = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
+    for attempt in range(max_retries + 1):
+        try:
+            return call()
+        except retryable as exc:
+            if getattr(exc, "code", None) == "insufficient_quota":
+                raise error(f"{what}: quota exceeded: {describe_error(exc)}") from exc
+            if attempt == max_retries:
+                raise error(f"{what} failed after {attempt + 1} attempts: "
+                            f"{describe_error(exc)}") from exc
+            time.sleep(backoff_delay(attempt, exc, base_delay, max_delay))
+        except openai.APIStatusError as exc:
+            raise status_error(exc) from exc
+    raise AssertionError("unreachable")
