@@ -49,7 +49,6 @@ import synth  # noqa: E402
 
 from lenslink import index as index_mod  # noqa: E402
 from lenslink import notes as notes_mod  # noqa: E402
-from lenslink.store import Store  # noqa: E402
 from lenslink.vault import Vault  # noqa: E402
 
 SERVING = re.compile(r"lenslink serving .* on http://([\d.]+):(\d+)/v1")

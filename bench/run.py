@@ -67,11 +67,15 @@ def get(d: dict, *keys, default="-"):
     for k in keys:
         if not isinstance(d, dict):
             return default
-        match = next((key for key in d if key == k or key.startswith(k)), None)
+        match = k if k in d else next((key for key in d if key.startswith(k)), None)
         if match is None:
             return default
         d = d[match]
     return d
+
+
+def last(value):
+    return value[-1] if isinstance(value, list) and value else value
 
 
 def secs(value) -> str:
@@ -144,6 +148,8 @@ def summary(results: dict[str, dict]) -> list[tuple[str, str, str]]:
              secs(get(d, 'single_edit', 'until block on disk_s')), ""),
             (f"daemon, {n} notes: burst of {d.get('burst_notes')} until every block on disk",
              secs(get(d, 'burst', 'until every block on disk_s')), ""),
+            (f"daemon, {n} notes: burst, (seconds, blocks on disk) when the wait ended",
+             str(last(get(d, 'burst', 'blocks on disk over time'))), ""),
             (f"daemon, {n} notes: burst, texts embedded more than once",
              f"{get(d, 'burst', 'texts embedded more than once')} of {get(d, 'burst', 'distinct texts')}", "0"),
         ]

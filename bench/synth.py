@@ -13,7 +13,8 @@ realistic work on it:
 - paragraphs drawn from per-theme vocabularies mixed with common English, so TF-IDF
   and embeddings see clusters; a few long notes with `##` headings (several chunks).
 
-Deterministic for a given (--notes, --seed); 100,000 notes take a few seconds.
+Deterministic for a given (--notes, --seed); 100,000 notes (122 MB) take ~17 s on the
+2-core machine of docs/performance.md.
 
 Usage:
   python bench/synth.py OUT --notes 10000 --seed 0
