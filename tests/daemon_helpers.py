@@ -281,3 +281,12 @@ def ready_status(api: Api, timeout: float = WAIT) -> dict:
 
 __all__ = ["Api", "Daemon", "ServeProcess", "TOPICS", "WAIT", "make_notes", "note_text",
            "ready_status", "serve_process", "start_daemon", "wait_for"]
+
+
+@pytest.fixture
+def vault(tmp_path):
+    """A small vault of 8 notes for the daemon and watcher tests."""
+    root = tmp_path / "vault"
+    root.mkdir()
+    make_notes(root, 8)
+    return root

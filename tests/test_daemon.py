@@ -14,19 +14,12 @@ from pathlib import Path
 import pytest
 
 from daemon_helpers import (make_notes, note_text, ready_status, serve_process,  # noqa: F401
-                            start_daemon, wait_for)
+                            start_daemon, vault, wait_for)
 from lenslink import config, daemon as daemon_mod
 from lenslink.block import END, START, remove_block
 from lenslink.errors import ConfigError, EmbedderError
 from lenslink.vault import Vault
 
-
-@pytest.fixture
-def vault(tmp_path):
-    root = tmp_path / "vault"
-    root.mkdir()
-    make_notes(root, 8)
-    return root
 
 
 def indexed_vault(root: Path) -> Path:

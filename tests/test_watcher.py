@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from conftest import write_notes
-from daemon_helpers import TOPICS, make_notes, note_text, start_daemon, wait_for  # noqa: F401
+from daemon_helpers import TOPICS, make_notes, note_text, start_daemon, vault, wait_for  # noqa: F401
 from lenslink.watcher import RESCAN, ChangeQueue, VaultEventHandler
 from watchdog.events import (DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileClosedEvent,
                              FileClosedNoWriteEvent, FileCreatedEvent, FileDeletedEvent,
@@ -47,13 +47,6 @@ def record_puts(daemon) -> list[tuple[str, ...]]:
     daemon.service.queue.put = recording_put
     return seen
 
-
-@pytest.fixture
-def vault(tmp_path):
-    root = tmp_path / "vault"
-    root.mkdir()
-    make_notes(root, 8)
-    return root
 
 
 def test_create_modify_delete_and_rename_are_picked_up(vault, fake_embedder, start_daemon):
