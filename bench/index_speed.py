@@ -68,8 +68,8 @@ def sync_probe(embedder_cls=None) -> common.Probe:
                (index_mod, "_sync_note", "stat / read / parse / store each note"),
                (index_mod, "_relink", "relink"),
                (index_mod, "active_lenses", "active lenses"),
-               (store_mod.Store, "count_missing", "store: count missing"),
-               (store_mod.Store, "missing_texts", "store: missing texts (per batch)"),
+               (store_mod.Store, "missing_texts", "store: missing texts"),
+               (store_mod.Store, "texts_of", "store: texts of a batch"),
                (store_mod.Store, "put_vectors", "store: put vectors"),
                (store_mod.Store, "prune_vectors", "store: prune vectors")]
     if embedder_cls is not None:

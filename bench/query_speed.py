@@ -106,7 +106,7 @@ def index_memory(vault: Vault) -> float:
     ranking = vault.ranking()
     total = 0
     for view in ranking.views.values():
-        for name in ("centred", "raw", "chunk_vectors", "chunk_owner"):
+        for name in ("centred", "raw", "chunk_vectors", "chunk_start"):
             arr = getattr(view, name, None)
             total += getattr(arr, "nbytes", 0)
     for name in ("doc_terms", "doc_weights", "term_docs", "term_weights"):

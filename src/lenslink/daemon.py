@@ -187,10 +187,14 @@ class Service:
                     self._unsynced = self.vault.store.note_states()
                 before = self._unsynced
                 report = self.vault.index(rebuild=rebuild, paths=changed, progress=self._progress)
-                if report.parsed or report.deleted or report.embedded or not self.vault.loaded:
-                    self.vault.refresh()  # else (e.g. our own block writes) the snapshot stands
-                self._train_if_links_grew()
                 after = self.vault.store.note_states()
+                if rebuild or not self.vault.loaded:
+                    self.vault.refresh()
+                else:  # only what changed (our own block writes change nothing)
+                    edited = {p for p in set(before) | set(after) if before.get(p, (None,))[0]
+                              != after.get(p, (None,))[0] and not self._our_write(p, after.get(p, ("",))[0])}
+                    self.vault.refresh(sorted(edited | set(report.embedded_paths)))
+                self._train_if_links_grew()
             self._unsynced = None
             self.state.last_sync = time.time()
             self.state.batches += 1
@@ -216,7 +220,7 @@ class Service:
     def _train_if_links_grew(self) -> None:
         """Retrain the lens rankers once enough new links appeared (20, or 10% more)."""
         trained = int(self.vault.store.get_meta("trained_links") or 0)
-        if self.vault.link_count() - trained >= max(TRAIN_MIN_NEW_LINKS, 0.1 * trained):
+        if self.vault.store.link_count() - trained >= max(TRAIN_MIN_NEW_LINKS, 0.1 * trained):
             self.state.phase = "training"
             self.vault.train()
 
@@ -250,7 +254,11 @@ class Service:
     def _write_due(self) -> None:
         now = time.monotonic()
         for path, due in sorted(self.state.pending_writes.items()):
-            if due <= now and len(self.queue) == 0:
+            if self.stop_event.is_set():
+                return
+            # a note with an event waiting is synced first (and rescheduled then); the
+            # events of our own writes to other notes do not hold the others back
+            if due <= now and path not in self.queue:
                 del self.state.pending_writes[path]
                 try:
                     outcomes = self.write(path)

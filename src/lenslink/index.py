@@ -38,6 +38,10 @@ class SyncReport:
     failed: int = 0
     opted_out: int = 0
     problems: list[tuple[str, str]] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)   # notes stored anew (new or edited)
+    removed: list[str] = field(default_factory=list)   # notes gone from the vault
+    relinked: bool = False  # every note's links were resolved again (the set of notes changed)
+    embedded_paths: list[str] = field(default_factory=list)  # notes with a text embedded now
 
 
 def text_hash(text: str) -> str:
@@ -85,28 +89,36 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     store.clear_failures(keep=found)  # a failed note that is gone has no problem any more
     known = store.note_states()
     gone = set(known) - set(found)
+    old_hashes = store.chunk_hashes(gone) if gone else set()  # vectors that may be unused now
     report.deleted = store.delete_notes(sorted(gone))
     signature = config_signature(config)
     wanted = None if paths is None else set(paths)  # built once: not once per note
     todo = found if wanted is None else [p for p in found if p in wanted]
-    changed = bool(gone)
+    report.removed = sorted(gone)
     for done, rel in enumerate(todo, 1):
-        changed |= _sync_note(root, rel, known.get(rel), signature, config, store, report)
+        if _sync_note(root, rel, known.get(rel), signature, config, store, report, old_hashes):
+            report.changed.append(rel)
         progress("read", done, len(todo))
-    if changed or store.get_meta("links_signature") != signature:
-        _relink(store)
+    if gone or any(p not in known for p in report.changed) \
+            or store.get_meta("links_signature") != signature:
+        _relink(store)  # a new or removed note can change what any link resolves to
         store.set_meta("links_signature", signature)
+        report.relinked = True
+    elif report.changed:
+        _relink(store, report.changed, sorted(known))  # the same notes as before
     active = active_lenses(store, config)
     report.rewritten = rewrite_missing(store, config, active, report, progress, make_rewriter)
-    report.embedded = embed_missing(store, embedder, active, progress)
-    store.prune_vectors()
+    embedded: list[str] = []
+    report.embedded = embed_missing(store, embedder, active, progress, embedded)
+    report.embedded_paths = store.paths_of_texts(embedded)
+    store.prune_vectors(None if paths is None else old_hashes)
     store.prune_rewrites()
     store.set_meta("embedder", embedder.id)
     return report
 
 
 def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
-               store: Store, report: SyncReport) -> bool:
+               store: Store, report: SyncReport, old_hashes: set[str]) -> bool:
     """Parse and store one note if it changed; True when the store changed."""
     try:
         st = os.stat(root / rel)
@@ -135,6 +147,8 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
     if note.opted_out:
         report.opted_out += 1
     chunks = [] if note.opted_out else lens_chunks(note, config.lenses)
+    if known:
+        old_hashes |= store.chunk_hashes([rel])
     # Tags carry a vault's concept hierarchy (`computing/cpp/coroutine`): lexical signals
     # and title/alias mentions read them with the names (measured in docs/quality.md).
     names = [note.title, *note.aliases, " ".join(note.tags)]
@@ -165,10 +179,11 @@ def bare_text(body: str) -> str:
     return "".join(out)
 
 
-def _relink(store: Store) -> None:
-    """Resolve every note's raw links against the current set of paths."""
-    rows = store.notes()
-    resolver = notes_mod.Resolver([r.path for r in rows])
+def _relink(store: Store, sources: list[str] | None = None, stored: list[str] | None = None) -> None:
+    """Resolve every note's raw links against the current set of paths (or only those of
+    `sources`, when the set of stored paths, `stored`, did not change)."""
+    rows = store.notes() if sources is None else store.notes(sources)
+    resolver = notes_mod.Resolver(stored if sources is not None else [r.path for r in rows])
     edges = []
     for r in rows:
         seen = set()
@@ -177,7 +192,10 @@ def _relink(store: Store) -> None:
             if dst and dst != r.path and dst not in seen:
                 seen.add(dst)
                 edges.append((r.path, dst))
-    store.replace_links(edges)
+    if sources is None:
+        store.replace_links(edges)
+    else:
+        store.replace_links_from(sources, edges)
 
 
 def active_lenses(store: Store, config: VaultConfig) -> list[str]:
@@ -232,18 +250,22 @@ def rewrite_missing(store: Store, config: VaultConfig, lenses: list[str], report
 
 
 def embed_missing(store: Store, embedder, lenses: list[str],
-                  progress: Progress | None = None) -> int:
+                  progress: Progress | None = None, done_hashes: list[str] | None = None) -> int:
     """Embed every text of `lenses` without a vector, committing batch by batch;
-    returns how many texts were embedded."""
+    returns how many texts were embedded (their hashes are added to `done_hashes`)."""
     progress = progress or (lambda stage, done, total: None)
-    todo = store.count_missing(embedder.id, lenses)
+    missing = [h for h, _ in store.missing_texts(embedder.id, lenses)] if lenses else []
     done = 0
-    while lenses:
-        batch = store.missing_texts(embedder.id, lenses, embedder.batch_size)
+    for start in range(0, len(missing), embedder.batch_size):
+        hashes = missing[start:start + embedder.batch_size]
+        texts = store.texts_of(hashes)
+        batch = [(h, texts[h]) for h in hashes if h in texts]
         if not batch:
-            break
+            continue
         vectors = embedder.embed_batch([text for _, text in batch])
         store.put_vectors(embedder.id, [h for h, _ in batch], vectors)
+        if done_hashes is not None:
+            done_hashes += [h for h, _ in batch]
         done += len(batch)
-        progress("embed", done, todo)
+        progress("embed", done, len(missing))
     return done

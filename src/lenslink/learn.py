@@ -82,20 +82,14 @@ class PairFeatures:
         self.index = index
         self.view = view
         self.projection = projection
-        rows = view.rows
-        n = len(rows)
-        self.folder = np.array([index.notes[int(r)].folder for r in rows], dtype=object)
-        self.tags = [set(index.notes[int(r)].tags) for r in rows]
-        self.mentions = [self._mentioned(i) for i in range(n)]
-        self.mentioned_by: list[set[int]] = [set() for _ in range(n)]
-        for i, found in enumerate(self.mentions):
-            for j in found:
-                self.mentioned_by[j].add(i)
 
-    def _mentioned(self, i: int) -> set[int]:
+    def mentions(self, i: int) -> set[int]:
+        """Lens notes whose title or alias lens note i's text mentions."""
         pos = self.view.position
-        found = self.index.mentions.mentioned(self.index.texts[int(self.view.rows[i])])
-        return {pos[r] for r in found if r in pos} - {i}
+        return {pos[r] for r in self.index.mentioned_rows(int(self.view.rows[i])) if r in pos} - {i}
+
+    def _note(self, i: int):
+        return self.index.notes[int(self.view.rows[i])]
 
     def base_scores(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(centred cosine, raw cosine, tf-idf) of lens note i to every lens note."""
@@ -107,7 +101,8 @@ class PairFeatures:
         """Candidate set for query i: fusion top-k, voted notes and mentioned notes."""
         fused = 0.5 * dense + 0.5 * lexical
         mention = np.zeros(len(fused))
-        mention[list(self.mentions[i])] = 1.0
+        mentions = self.mentions(i)
+        mention[list(mentions)] = 1.0
         fused = fused + 0.25 * mention
         votes_sum, votes_max = self.votes(i, graph, fused)
         score = np.where(allowed, fused, -np.inf)
@@ -115,7 +110,7 @@ class PairFeatures:
         k = min(CANDIDATES, int(np.isfinite(score).sum()))
         picked = set(np.argpartition(-score, k - 1)[:k].tolist()) if k > 0 else set()
         extra = np.flatnonzero((votes_sum > 0) & allowed)
-        picked |= set(extra.tolist()) | {j for j in self.mentions[i] if allowed[j]}
+        picked |= set(extra.tolist()) | {j for j in mentions if allowed[j]}
         picked.discard(i)
         cand = np.array(sorted(picked), dtype=np.int64)
         return cand, {"mention": mention, "votes_sum": votes_sum, "votes_max": votes_max}
@@ -141,14 +136,16 @@ class PairFeatures:
         v = self.view
         proj = (self.projection.scores(v.centred[i], v.centred[cand])
                 if self.projection is not None else np.zeros(len(cand)))
-        tags_q = self.tags[i]
-        shared = np.array([len(tags_q & self.tags[j]) for j in cand], dtype=float)
+        query = self._note(i)
+        tags_q = set(query.tags)
+        others = [self._note(j) for j in cand]
+        shared = np.array([len(tags_q.intersection(o.tags)) for o in others], dtype=float)
         cols = {
             "dense": dense[cand], "raw": raw[cand], "proj": proj, "lexical": lexical[cand],
             "mention": extra["mention"][cand],
-            "mentioned_by": np.array([1.0 if j in self.mentioned_by[i] else 0.0 for j in cand]),
+            "mentioned_by": np.array([1.0 if i in self.mentions(int(j)) else 0.0 for j in cand]),
             "shared_tags": np.log1p(shared),
-            "same_folder": (self.folder[cand] == self.folder[i]).astype(float),
+            "same_folder": np.array([o.folder == query.folder for o in others], dtype=float),
             "vote_sum": extra["votes_sum"][cand], "vote_max": extra["votes_max"][cand],
             "indegree": np.log1p(graph.indegree[cand]),
             "dense_z": _z(dense, cand), "lexical_z": _z(lexical, cand), "proj_z": _zc(proj),
@@ -175,16 +172,16 @@ def _zc(values: np.ndarray) -> np.ndarray:
 
 def lens_graph(index, view) -> Graph:
     """The vault's links between notes of this lens (source -> allowed candidate)."""
-    pos = view.position
+    src, dst = index.edges()
+    local = np.full(len(index.notes), -1, dtype=np.int64)
+    local[list(view.position)] = list(view.position.values())
+    s, t = local[src], local[dst]
+    keep = (s >= 0) & (t >= 0) & (s != t)
+    s, t = s[keep], t[keep]
+    keep = view.sources[s] & view.candidates[t]
     out: dict[int, set[int]] = {}
-    for src, dsts in index.links.items():
-        s = pos.get(index.row.get(src, -1))
-        if s is None or not view.sources[s]:
-            continue
-        targets = {pos[index.row[d]] for d in dsts if index.row.get(d) in pos}
-        targets = {t for t in targets if view.candidates[t] and t != s}
-        if targets:
-            out[s] = targets
+    for a, b in zip(s[keep].tolist(), t[keep].tolist()):
+        out.setdefault(a, set()).add(b)
     return Graph(len(view.rows), out)
 
 
@@ -282,7 +279,7 @@ def training_set(index, view, graph: Graph, folds: int, seed: int,
     random.Random(seed).shuffle(queries)
     xs, ys, fold_of = [], [], []
     asymmetric = view.lens.source != view.lens.candidates
-    features = PairFeatures(index, view)  # mentions, tags, folders: the same in every fold
+    features = PairFeatures(index, view)
     for f in range(folds):
         fold = set(queries[f::folds])
         visible = graph.without(fold)

@@ -1,17 +1,20 @@
 """Rank related notes per lens: centred embeddings fused with lexical signals, calibrated.
 
 Everything is read from the store once into numpy arrays (`VaultIndex.load`); a query
-is a few matrix-vector products and an `argpartition`.
+is a few matrix-vector products and an `argpartition`. After a few notes changed,
+`VaultIndex.updated` makes the next snapshot from this one and the changed notes only.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import calibrate, learn
+from . import calibrate, learn, writeback
 from .errors import NotFound
 from .lenses import Lens, NoteMeta, VaultConfig
 from .lexical import Mentions, TfIdf
@@ -51,21 +54,36 @@ class Related:
 
 @dataclass
 class LensView:
-    """One lens: note vectors (mean of chunk vectors), centred, plus filters."""
+    """One lens: note vectors (mean of chunk vectors), centred, plus filters.
+
+    A note that left the lens (deleted, or no longer matching) keeps its index with
+    both flags false and zero vectors until the next full load."""
     lens: Lens
     rows: np.ndarray            # vault row of each lens note
     centred: np.ndarray         # (n, d) centred, L2-normalised note vectors
     raw: np.ndarray             # (n, d) L2-normalised note vectors (not centred)
-    chunk_owner: np.ndarray     # lens-note index of each chunk
+    chunk_start: np.ndarray     # chunks of lens note i: chunk_start[i]:chunk_start[i+1]
     chunk_vectors: np.ndarray   # (chunks, d) raw chunk vectors
     chunk_texts: list[str]
     sources: np.ndarray         # bool per lens note
     candidates: np.ndarray      # bool per lens note
     position: dict[int, int] = field(default_factory=dict)  # vault row -> lens-note index
+    mean: np.ndarray | None = None  # what `centred` was centred by
+    # chunks of notes changed since the full load: {lens-note index: (vectors, texts)}
+    chunk_patch: dict[int, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
     calibrator: calibrate.Calibrator = calibrate.Calibrator("percentile")
     model: learn.Model | None = None
     graph: learn.Graph | None = None
     features: learn.PairFeatures | None = None
+
+    def chunks(self, i: int) -> tuple[np.ndarray, list[str]]:
+        """(vectors, texts) of lens note i's chunks."""
+        if i in self.chunk_patch:
+            return self.chunk_patch[i]
+        if i + 1 >= len(self.chunk_start):
+            return self.chunk_vectors[:0], []
+        a, b = int(self.chunk_start[i]), int(self.chunk_start[i + 1])
+        return self.chunk_vectors[a:b], self.chunk_texts[a:b]
 
 
 class VaultIndex:
@@ -82,6 +100,10 @@ class VaultIndex:
         self.texts = [query for _, query in texts]  # what each note searches with
         self.tfidf = TfIdf([doc for doc, _ in texts])
         self.mentions = Mentions([[n.title, *n.aliases] for n in notes])
+        self._mentioned: dict[int, frozenset[int]] = {}  # row -> rows its text mentions
+        self._names: dict[str, int] | None = None
+        self._edges: tuple[np.ndarray, np.ndarray] | None = None
+        self.patched = 0  # notes re-read by `updated` since the full load
         self.views = {lens.name: self._view(lens, *lens_data[lens.name]) for lens in config.lenses}
         for view in self.views.values():
             view.model = (models or {}).get(view.lens.name)
@@ -108,26 +130,118 @@ class VaultIndex:
         return view.features, view.graph
 
     def _view(self, lens: Lens, paths, chunk_nos, texts, matrix) -> LensView:
-        owners_path = sorted(set(paths))
-        index_of = {p: i for i, p in enumerate(owners_path)}
-        owner = np.array([index_of[p] for p in paths], dtype=np.int64)
+        """A lens's notes from its chunks, which come in (path, chunk) order."""
+        starts = [i for i in range(len(paths)) if i == 0 or paths[i] != paths[i - 1]]
+        owners_path = [paths[i] for i in starts]
         rows = np.array([self.row[p] for p in owners_path], dtype=np.int64)
         d = matrix.shape[1] if matrix.size else 0
         if len(owners_path):
-            sums = np.zeros((len(owners_path), d), dtype=np.float64)
-            np.add.at(sums, owner, matrix)
+            sums = np.add.reduceat(matrix.astype(np.float64), starts, axis=0)
             vecs = sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
-            centred = vecs - vecs.mean(axis=0)
-            centred /= np.linalg.norm(centred, axis=1, keepdims=True).clip(1e-12)
+            mean = vecs.mean(axis=0)
+            centred = _centre(vecs, mean)
         else:
             vecs = centred = np.zeros((0, d))
+            mean = np.zeros(d)
         metas = [self._meta(self.notes[r]) for r in rows]
         return LensView(lens=lens, rows=rows, centred=centred.astype(np.float32),
                         raw=vecs.astype(np.float32),
-                        chunk_owner=owner, chunk_vectors=matrix, chunk_texts=list(texts),
+                        chunk_start=np.array(starts + [len(paths)], dtype=np.int64),
+                        chunk_vectors=matrix, chunk_texts=list(texts),
                         sources=np.array([lens.source.matches(m) for m in metas], dtype=bool),
                         candidates=np.array([lens.candidates.matches(m) for m in metas], dtype=bool),
-                        position={int(r): i for i, r in enumerate(rows)})
+                        position={int(r): i for i, r in enumerate(rows)}, mean=mean)
+
+    # -- incremental update -------------------------------------------------------
+    def updated(self, store: Store, embedder_id: str, paths: list[str]) -> "VaultIndex":
+        """The next snapshot: this one with `paths` (new, changed or deleted notes)
+        re-read from the store. This snapshot is not changed, except that a changed
+        note's vector rows are overwritten in place (readers see the old or the new
+        vector); vocabulary, idf, centring means and calibration stay those of the last
+        full load (`load` again after many changes)."""
+        new = copy.copy(self)
+        fresh = {r.path: r for r in store.notes(paths)}
+        gone = sorted(p for p in set(paths) if p not in fresh and p in self.row)
+        added = sorted(p for p in fresh if p not in self.row)
+        new.notes, new.row, new.texts = list(self.notes), dict(self.row), list(self.texts)
+        for p in gone:
+            del new.row[p]
+        for p in added:
+            new.row[p] = len(new.notes)
+            new.notes.append(fresh[p])
+            new.texts.append("")
+        names, docs = {}, {}
+        for p, note in fresh.items():
+            r = new.row[p]
+            old = self.notes[r] if p in self.row else None
+            if old is None or (old.title, old.aliases) != (note.title, note.aliases):
+                names[r] = [note.title, *note.aliases]
+            new.notes[r] = note
+        for p in gone:
+            names[self.row[p]], docs[self.row[p]], new.texts[self.row[p]] = [], "", ""
+        for p, (doc, query) in store.lex_texts(fresh).items():
+            docs[new.row[p]], new.texts[new.row[p]] = doc, query
+        new.tfidf = self.tfidf.with_docs(docs)
+        touched = {new.row[p] for p in fresh} | {self.row[p] for p in gone}
+        new.mentions = self.mentions.with_names(names) if names else self.mentions
+        new._mentioned = {} if names else {r: m for r, m in self._mentioned.items() if r not in touched}
+        if added or gone:  # what any link resolves to may have changed
+            new.links = {src: set(dst) for src, dst in store.links().items()}
+        else:
+            new.links = dict(self.links)
+            for p in fresh:
+                new.links.pop(p, None)
+            new.links.update({src: set(dst) for src, dst in store.links(fresh).items()})
+        new._names = new._edges = None
+        new.views = {name: new._patch_view(view, store.lens_vectors(embedder_id, name, fresh), touched)
+                     for name, view in self.views.items()}
+        new.patched = self.patched + len(touched)
+        return new
+
+    def _patch_view(self, view: LensView, data, touched: set[int]) -> LensView:
+        """A copy of `view` with the chunks of the `touched` vault rows replaced."""
+        paths, _, texts, matrix = data
+        chunks: dict[int, tuple[list[int], list[str]]] = {}
+        for k, (p, t) in enumerate(zip(paths, texts)):
+            chunks.setdefault(self.row[p], ([], []))
+            chunks[self.row[p]][0].append(k)
+            chunks[self.row[p]][1].append(t)
+        position = dict(view.position)
+        appended = [r for r in sorted(chunks) if r not in position]
+        n = len(view.rows)
+        for k, r in enumerate(appended):
+            position[r] = n + k
+        size = n + len(appended)
+        d = view.raw.shape[1] if view.raw.ndim == 2 and view.raw.shape[1] else (matrix.shape[1] if matrix.size else 0)
+        raw, centred = _grown(view.raw, size, d), _grown(view.centred, size, d)
+        sources = np.concatenate([view.sources, np.zeros(len(appended), dtype=bool)])
+        candidates = np.concatenate([view.candidates, np.zeros(len(appended), dtype=bool)])
+        rows = np.concatenate([view.rows, np.array(appended, dtype=np.int64)])
+        patch = dict(view.chunk_patch)
+        mean = view.mean if view.mean is not None and len(view.mean) == d else np.zeros(d)
+        for r in touched:
+            i = position.get(r)
+            if i is None:
+                continue
+            if r not in chunks:  # gone, or no longer in this lens
+                del position[r]
+                raw[i] = centred[i] = 0.0
+                sources[i] = candidates[i] = False
+                patch[i] = (matrix[:0] if matrix.size else np.zeros((0, d), np.float32), [])
+                continue
+            picked, chunk_texts = chunks[r]
+            vectors = matrix[picked]
+            vec = vectors.astype(np.float64).sum(axis=0)
+            vec /= max(float(np.linalg.norm(vec)), 1e-12)
+            raw[i] = vec
+            centred[i] = _centre(vec[None, :], mean)[0]
+            meta = self._meta(self.notes[r])
+            sources[i] = view.lens.source.matches(meta)
+            candidates[i] = view.lens.candidates.matches(meta)
+            patch[i] = (vectors, chunk_texts)
+        return dataclasses.replace(view, rows=rows, raw=raw, centred=centred, sources=sources,
+                                   candidates=candidates, position=position, chunk_patch=patch,
+                                   graph=None, features=None)
 
     @staticmethod
     def _meta(n: NoteRow) -> NoteMeta:
@@ -138,13 +252,36 @@ class VaultIndex:
         """(fused, centred cosine, tf-idf, title mentioned) of lens note i to every lens note."""
         cosine = view.centred @ view.centred[i]
         lexical = self.lexical(int(view.rows[i]))[view.rows]
-        mentioned_rows = self.mentions.mentioned(self.texts[int(view.rows[i])])
+        mentioned_rows = self.mentioned_rows(int(view.rows[i]))
         mentioned = np.isin(view.rows, list(mentioned_rows)).astype(np.float32)
         if "{body}" in view.lens.template:
             fused = W_DENSE * cosine + W_LEXICAL * lexical + W_TITLE * mentioned
         else:  # the lens looks at chosen fields only: the note's words are beside the point
             fused = cosine
         return fused, cosine, lexical, mentioned
+
+    def name_counts(self) -> dict[str, int]:
+        """How many notes share each file name (for link formatting; built once)."""
+        if self._names is None:
+            self._names = writeback.count_names(self.row)
+        return self._names
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """(source rows, target rows) of every link between notes (built once)."""
+        if self._edges is None:
+            row = self.row
+            pairs = [(row[s], row[d]) for s, ds in self.links.items() if s in row
+                     for d in ds if d in row]
+            arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+            self._edges = (arr[:, 0], arr[:, 1])
+        return self._edges
+
+    def mentioned_rows(self, row: int) -> frozenset[int]:
+        """Vault rows of the notes whose title or alias a note's text mentions (cached)."""
+        found = self._mentioned.get(row)
+        if found is None:
+            found = self._mentioned[row] = frozenset(self.mentions.mentioned(self.texts[row]) - {row})
+        return found
 
     def lexical(self, row: int) -> np.ndarray:
         """TF-IDF cosine of a note's query text (links removed) to every note's text."""
@@ -201,8 +338,9 @@ class VaultIndex:
         if n_ok > k:
             kth = scores[np.argpartition(-scores, k - 1)[k - 1]]
             above, tied = np.flatnonzero(scores > kth), np.flatnonzero(scores == kth)
-            # Lens notes are in path order, so the ties kept at the cut are the first paths.
-            top = np.concatenate([above, tied[:k - len(above)]])
+            # ties at the cut: the first paths are kept
+            tied = sorted(tied, key=lambda j: self.notes[int(view.rows[j])].path)
+            top = np.concatenate([above, np.array(tied[:k - len(above)], dtype=np.int64)])
         else:
             top = np.flatnonzero(allowed)
         probs = view.calibrator(fused[top])
@@ -247,15 +385,36 @@ class VaultIndex:
 
     def _passage(self, view: LensView, query: int, candidate: int) -> str:
         """The candidate's chunk closest to the query note (the passage that matched)."""
-        chunks = np.flatnonzero(view.chunk_owner == candidate)
-        if len(chunks) == 0:
+        vectors, texts = view.chunks(candidate)
+        query_vectors, _ = view.chunks(query)
+        if len(texts) == 0 or len(query_vectors) == 0:
             return ""
-        q = view.chunk_vectors[view.chunk_owner == query].mean(axis=0)
-        best = chunks[int(np.argmax(view.chunk_vectors[chunks] @ q))]
-        text = " ".join(view.chunk_texts[best].split())
+        best = int(np.argmax(vectors @ query_vectors.mean(axis=0)))
+        text = " ".join(texts[best].split())
         return text if len(text) <= PASSAGE_CHARS else text[:PASSAGE_CHARS - 1] + "\u2026"
 
     def lens_notes(self, lens_name: str) -> list[str]:
         """Paths the lens applies to as a source (what `related --all` iterates)."""
         view = self.views[lens_name]
-        return [self.notes[int(view.rows[i])].path for i in np.flatnonzero(view.sources)]
+        return sorted(self.notes[int(view.rows[i])].path for i in np.flatnonzero(view.sources))
+
+
+def _centre(vecs: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    centred = vecs - mean
+    return centred / np.linalg.norm(centred, axis=1, keepdims=True).clip(1e-12)
+
+
+def _grown(arr: np.ndarray, size: int, d: int) -> np.ndarray:
+    """`arr` with room for `size` rows: the same buffer when it has spare rows (rows
+    beyond len(arr) are invisible to the snapshots that hold `arr`; snapshots are only
+    ever derived one from the other), else a bigger copy with spare rows."""
+    if size <= len(arr):
+        return arr[:size]
+    base = arr.base
+    if isinstance(base, np.ndarray) and base.ndim == 2 and base.shape[0] >= size \
+            and base.shape[1] == d and base.ctypes.data == arr.ctypes.data:
+        return base[:size]
+    grown = np.zeros((size + size // 4 + 16, d), dtype=np.float32)
+    if len(arr):
+        grown[:len(arr)] = arr
+    return grown[:size]

@@ -96,6 +96,9 @@ class Store:
     def __init__(self, db: sqlite_utils.Database, path: Path):
         self.db = db
         self.path = path
+        # decoded note rows by path, valid while (content_hash, mtime_ns, size, signature)
+        # is unchanged: most reads of all notes then decode only what changed
+        self._rows: dict[str, tuple[tuple, NoteRow]] = {}
 
     @classmethod
     def open(cls, path: Path) -> "Store":
@@ -185,17 +188,35 @@ class Store:
                 self.db.conn.executemany(f"DELETE FROM {table} WHERE {col}=?", [(p,) for p in paths])
         return len(paths)
 
-    def notes(self) -> list[NoteRow]:
-        return [_note_row(r) for r in self.db.execute(f"SELECT {_NOTE_COLS} FROM notes ORDER BY path")]
+    def notes(self, paths: Iterable[str] | None = None) -> list[NoteRow]:
+        """Every note (or those of `paths` that exist), in path order."""
+        if paths is not None:
+            return sorted((_note_row(r) for r in _select_in(
+                self.db, f"SELECT {_NOTE_COLS} FROM notes WHERE path IN", paths)),
+                key=lambda r: r.path)
+        states = self.db.execute(
+            "SELECT path, content_hash, mtime_ns, size, signature FROM notes ORDER BY path").fetchall()
+        cache = self._rows
+        stale = [s[0] for s in states if cache.get(s[0], ((),))[0] != s[1:]]
+        if stale:
+            fresh = self.notes(stale) if len(stale) < len(states) // 2 else [
+                _note_row(r) for r in self.db.execute(f"SELECT {_NOTE_COLS} FROM notes")]
+            for row in fresh:
+                cache[row.path] = ((row.content_hash, row.mtime_ns, row.size, row.signature), row)
+        if len(cache) > len(states):
+            for path in set(cache) - {s[0] for s in states}:
+                del cache[path]
+        return [cache[s[0]][1] for s in states if s[0] in cache]
 
     def note(self, path: str) -> NoteRow | None:
         row = self.db.execute(f"SELECT {_NOTE_COLS} FROM notes WHERE path=?", [path]).fetchone()
         return _note_row(row) if row else None
 
-    def lex_texts(self) -> dict[str, tuple[str, str]]:
-        """{path: (lex_text, query_text)}."""
-        return {r[0]: (r[1], r[2]) for r in
-                self.db.execute("SELECT path, lex_text, query_text FROM notes ORDER BY path")}
+    def lex_texts(self, paths: Iterable[str] | None = None) -> dict[str, tuple[str, str]]:
+        """{path: (lex_text, query_text)} of every note (or of `paths`)."""
+        sql = "SELECT path, lex_text, query_text FROM notes"
+        rows = self.db.execute(sql) if paths is None else _select_in(self.db, sql + " WHERE path IN", paths)
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     def note_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM notes").fetchone()[0]
@@ -221,24 +242,40 @@ class Store:
             self.db.execute("DELETE FROM links")
             self.db.conn.executemany("INSERT OR IGNORE INTO links (src, dst) VALUES (?, ?)", edges)
 
-    def links(self) -> dict[str, list[str]]:
+    def replace_links_from(self, sources: Iterable[str], edges: Iterable[tuple[str, str]]) -> None:
+        """Replace the out-links of `sources` only (their targets resolved by the caller)."""
+        with self.db.conn:
+            self.db.conn.executemany("DELETE FROM links WHERE src=?", [(p,) for p in sources])
+            self.db.conn.executemany("INSERT OR IGNORE INTO links (src, dst) VALUES (?, ?)", edges)
+
+    def links(self, sources: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """{source: [targets]} of every note (or of `sources`), sorted."""
         graph: dict[str, list[str]] = {}
-        for src, dst in self.db.execute("SELECT src, dst FROM links ORDER BY src, dst"):
+        rows = (self.db.execute("SELECT src, dst FROM links") if sources is None else
+                _select_in(self.db, "SELECT src, dst FROM links WHERE src IN", sources))
+        for src, dst in sorted(rows):
             graph.setdefault(src, []).append(dst)
         return graph
 
+    def link_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM links").fetchone()[0]
+
     # -- chunks and vectors -------------------------------------------------------
-    def missing_texts(self, embedder_id: str, lenses: list[str], limit: int) -> list[tuple[str, str]]:
-        """Up to `limit` (text_hash, text) that a chunk of `lenses` needs and no vector
-        exists for yet, shortest first so that batches pad little."""
+    def missing_texts(self, embedder_id: str, lenses: list[str]) -> list[tuple[str, int]]:
+        """(text_hash, length) of every text that a chunk of `lenses` needs and no vector
+        exists for yet, shortest first (so that batches pad little); one scan."""
         marks = ",".join("?" * len(lenses))
         rows = self.db.execute(
-            "SELECT c.text_hash, min(c.text) FROM chunks c LEFT JOIN vectors v"
+            "SELECT c.text_hash, length(min(c.text)) FROM chunks c LEFT JOIN vectors v"
             " ON v.embedder=? AND v.text_hash=c.text_hash WHERE v.text_hash IS NULL"
-            f" AND c.lens IN ({marks}) AND c.text_hash != ? GROUP BY c.text_hash"
-            " ORDER BY length(min(c.text)), c.text_hash LIMIT ?",
-            [embedder_id, *lenses, PENDING, limit])
-        return [(r[0], r[1]) for r in rows]
+            f" AND c.lens IN ({marks}) AND c.text_hash != ? GROUP BY c.text_hash",
+            [embedder_id, *lenses, PENDING]).fetchall()
+        return sorted(((r[0], r[1]) for r in rows), key=lambda r: (r[1], r[0]))
+
+    def texts_of(self, hashes: Iterable[str]) -> dict[str, str]:
+        """{text_hash: text} of chunks with these hashes."""
+        return {r[0]: r[1] for r in _select_in(
+            self.db, "SELECT text_hash, text FROM chunks WHERE text_hash IN", hashes)}
 
     def count_missing(self, embedder_id: str, lenses: list[str]) -> int:
         marks = ",".join("?" * len(lenses))
@@ -255,16 +292,26 @@ class Store:
                 "INSERT OR REPLACE INTO vectors (embedder, text_hash, vector) VALUES (?,?,?)",
                 [(embedder_id, h, v.tobytes()) for h, v in zip(hashes, vectors)])
 
-    def lens_vectors(self, embedder_id: str, lens: str) -> tuple[list[str], list[int], list[str], np.ndarray]:
-        """(paths, chunk numbers, chunk texts, matrix) of every embedded chunk of a lens."""
-        rows = self.db.execute(
-            "SELECT c.path, c.chunk, c.text, v.vector FROM chunks c JOIN vectors v"
-            " ON v.embedder=? AND v.text_hash=c.text_hash WHERE c.lens=?"
-            " ORDER BY c.path, c.chunk", [embedder_id, lens]).fetchall()
+    def lens_vectors(self, embedder_id: str, lens: str, paths: Iterable[str] | None = None,
+                     ) -> tuple[list[str], list[int], list[str], np.ndarray]:
+        """(paths, chunk numbers, chunk texts, matrix) of every embedded chunk of a lens
+        (or of the chunks of `paths`), in (path, chunk) order."""
+        sql = ("SELECT c.path, c.chunk, c.text, v.vector FROM chunks c JOIN vectors v"
+               " ON v.embedder=? AND v.text_hash=c.text_hash WHERE c.lens=?")
+        if paths is None:
+            rows = self.db.execute(sql + " ORDER BY c.path, c.chunk", [embedder_id, lens]).fetchall()
+        else:
+            rows = sorted(_select_in(self.db, sql + " AND c.path IN", paths, [embedder_id, lens]),
+                          key=lambda r: (r[0], r[1]))
         if not rows:
             return [], [], [], np.zeros((0, 0), dtype=np.float32)
         matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), -1)
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], matrix
+
+    def paths_of_texts(self, hashes: Iterable[str]) -> list[str]:
+        """Notes with a chunk of one of these text hashes."""
+        return sorted({r[0] for r in _select_in(
+            self.db, "SELECT DISTINCT path FROM chunks WHERE text_hash IN", hashes)})
 
     def chunk_counts(self, embedder_id: str, lenses: list[str]) -> tuple[int, int]:
         """(distinct texts that `lenses` need, those with a vector for this embedder); a
@@ -277,12 +324,22 @@ class Store:
                                   [*lenses, PENDING]).fetchone()[0]
         return known + waiting, known - self.count_missing(embedder_id, lenses)
 
-    def prune_vectors(self) -> int:
-        """Drop vectors no chunk refers to any more (deleted or changed notes)."""
+    def prune_vectors(self, hashes: Iterable[str] | None = None) -> int:
+        """Drop vectors no chunk refers to any more (deleted or changed notes): all of
+        them, or those among `hashes` (the texts of notes just changed or deleted)."""
         with self.db.conn:
-            cur = self.db.execute(
-                "DELETE FROM vectors WHERE text_hash NOT IN (SELECT text_hash FROM chunks)")
-        return cur.rowcount
+            if hashes is None:
+                return self.db.execute(
+                    "DELETE FROM vectors WHERE text_hash NOT IN (SELECT text_hash FROM chunks)").rowcount
+            used = {r[0] for r in _select_in(
+                self.db, "SELECT DISTINCT text_hash FROM chunks WHERE text_hash IN", hashes)}
+            unused = [(h,) for h in set(hashes) - used]
+            self.db.conn.executemany("DELETE FROM vectors WHERE text_hash=?", unused)
+        return len(unused)
+
+    def chunk_hashes(self, paths: Iterable[str]) -> set[str]:
+        """Text hashes of the chunks of these notes."""
+        return {r[0] for r in _select_in(self.db, "SELECT text_hash FROM chunks WHERE path IN", paths)}
 
     # -- rewrites -----------------------------------------------------------------
     def pending_rewrites(self, lens: str) -> list[tuple[str, str]]:
@@ -377,6 +434,15 @@ def _note_row(r) -> NoteRow:
     return NoteRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8]),
                    tuple(json.loads(r[9])), tuple(json.loads(r[10])), json.loads(r[11]),
                    tuple(json.loads(r[12])), tuple(json.loads(r[13])))
+
+
+def _select_in(db, sql: str, values: Iterable[str], params: Iterable = ()) -> list[tuple]:
+    """Rows of `sql` + " (?, ?, ...)" over `values`, in slices below SQLite's limit."""
+    values, params, out = list(values), list(params), []
+    for start in range(0, len(values), 500):
+        part = values[start:start + 500]
+        out += db.execute(f"{sql} ({','.join('?' * len(part))})", [*params, *part]).fetchall()
+    return out
 
 
 def _dump(value) -> str:

@@ -23,6 +23,11 @@ from .rank import Related, VaultIndex
 from .store import Store
 
 
+# `refresh(changed)` updates the snapshot in place of a full load until this many notes
+# changed since the last full load (idf, centring and calibration are then refreshed)
+PATCH_MIN, PATCH_SHARE = 200, 0.05
+
+
 @dataclass(frozen=True)
 class WriteOutcome:
     path: str
@@ -74,11 +79,20 @@ class Vault:
         self.store.set_meta("indexed_at", str(time.time()))
         return report
 
-    def refresh(self) -> VaultIndex:
-        """Load the ranking state from the store and swap it in."""
+    def refresh(self, changed: list[str] | None = None) -> VaultIndex:
+        """Load the ranking state from the store and swap it in. With `changed` (the notes
+        added, edited or deleted since the snapshot in memory), the snapshot is updated
+        from those notes only, unless too many notes changed since the last full load."""
         embedder_id = self.store.get_meta("embedder")
         if not embedder_id or self.store.note_count() == 0:
             raise StoreError(f"{self.root} has not been indexed yet; run `lenslink index {self.root}`")
+        current = self._index
+        if changed is not None and current is not None:
+            if not changed:
+                return current
+            if current.patched + len(changed) <= max(PATCH_MIN, PATCH_SHARE * len(current.row)):
+                self._index = current.updated(self.store, embedder_id, sorted(changed))
+                return self._index
         self._index = VaultIndex.load(self.store, self.config, embedder_id)
         return self._index
 
@@ -122,7 +136,7 @@ class Vault:
         """Fit each lens's ranker on the vault's links and store it; returns reports."""
         from . import learn
 
-        ranking = self.ranking()
+        ranking = self.refresh()  # a full load: training sees current idf and centring
         embedder_id = self.store.get_meta("embedder")
         chosen = [self.config.lens(lens)] if lens else list(self.config.lenses)
         reports = {}
@@ -147,7 +161,7 @@ class Vault:
         return reports
 
     def link_count(self) -> int:
-        return sum(len(v) for v in self.ranking().links.values())
+        return self.store.link_count()
 
     # -- write-back ---------------------------------------------------------------
     def block_groups(self, note: str) -> tuple[str, bool, list[tuple[str, list[str]]]]:
@@ -164,7 +178,7 @@ class Vault:
         """(path, block text) for a note, links in the vault's link style."""
         path, _, groups = self.block_groups(note)
         style = writeback.LinkStyle.from_vault(self.root)
-        names = writeback.count_names(self.ranking().row)
+        names = self.ranking().name_counts()
         links = [(lens, [style.format_link(p, path, names) for p in paths]) for lens, paths in groups]
         return path, block_mod.render_block(links, heading=self.config.heading)
 
@@ -211,7 +225,7 @@ class Vault:
         indexed_at = store.get_meta("indexed_at")
         out = {"vault": str(self.root), "database": str(self.db_path), "config": self.config.source,
                "notes": len(rows), "opted_out": sum(r.opted_out for r in rows),
-               "links": sum(len(v) for v in store.links().values()),
+               "links": store.link_count(),
                "texts": chunks, "embedded_texts": embedded, "embedder": embedder_id,
                "indexed_at": float(indexed_at) if indexed_at else None,
                "lenses": [], "problems": problems}

@@ -33,6 +33,10 @@ class ChangeQueue:
             self._last = time.monotonic()
             self._cond.notify_all()
 
+    def __contains__(self, path: str) -> bool:
+        with self._cond:
+            return path in self._paths or RESCAN in self._paths
+
     def __len__(self) -> int:
         with self._cond:
             return len(self._paths)

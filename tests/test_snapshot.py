@@ -1,0 +1,184 @@
+"""Incremental snapshots: `Vault.refresh(changed)` updates the ranking from the changed
+notes only (what the daemon does after an edit) and must agree with a full load.
+
+Real indexes with the bag-of-words fake embedder: "similar" means "shares words".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lenslink import vault as vault_mod
+from lenslink.lexical import Mentions, TfIdf
+from lenslink.rank import VaultIndex
+from lenslink.vault import Vault
+from test_rank import CLUSTERS, cluster_notes, paths
+
+
+@pytest.fixture
+def opened(tiny_vault, tmp_path, fake_embedder):
+    """A vault of topic clusters, indexed and loaded; `.root`, `.sync(paths)`."""
+    root = tiny_vault(cluster_notes(linked=False))
+    with Vault(root, db=tmp_path / "index.db", embedder="fake") as vault:
+        vault.index()
+        vault.refresh()
+        yield vault
+
+
+def sync(vault: Vault, *rels: str) -> list[str]:
+    """Index these notes as the daemon does; the notes whose snapshot rows changed."""
+    report = vault.index(paths=list(rels))
+    return sorted(set(report.changed) | set(report.removed) | set(report.embedded_paths))
+
+
+def full(vault: Vault) -> VaultIndex:
+    return VaultIndex.load(vault.store, vault.config, vault.store.get_meta("embedder"))
+
+
+def clusters(index: VaultIndex, note: str, top: int = 3) -> set[str]:
+    return {p.split("/")[0] for p in paths(index.related(note, "topic", top))}
+
+
+def test_an_edit_updates_the_snapshot_without_a_full_load(opened):
+    note = "garden/garden 0.md"
+    (opened.root / note).write_text(CLUSTERS["baking"] + " today", encoding="utf-8")
+    before = opened.ranking()
+    changed = sync(opened, note)
+    assert changed == [note]
+    after = opened.refresh(changed)
+    assert after is not before and after.patched == 1  # updated, not loaded
+    assert clusters(after, note) == {"baking"}
+    # every note ranks as after a full load (same clusters in each top 3)
+    reference = full(opened)
+    for other in reference.lens_notes("topic"):
+        assert clusters(after, other) == clusters(reference, other), other
+    # the passage shown for it is from its new text
+    shown = [r.passage for r in after.related("baking/baking 1.md", "topic", 100) if r.path == note]
+    assert len(shown) == 1 and "sourdough" in shown[0] and "tomato" not in shown[0]
+
+
+def test_added_and_deleted_notes_appear_and_vanish_everywhere(opened):
+    root = opened.root
+    (root / "baking/baking new.md").write_text((root / "baking/baking 0.md").read_text())
+    (root / "money/money 0.md").unlink()
+    before = opened.ranking()
+    changed = sync(opened, "baking/baking new.md", "money/money 0.md")
+    assert changed == ["baking/baking new.md", "money/money 0.md"]
+    after = opened.refresh(changed)
+    assert after.patched == 2
+    assert "money/money 0.md" not in after.row
+    assert "money/money 0.md" not in after.lens_notes("topic")
+    for note in after.lens_notes("topic"):
+        assert "money/money 0.md" not in paths(after.related(note, "topic", 100))
+    # an identical copy is the best match both ways
+    assert paths(after.related("baking/baking 0.md", "topic", 1)) == ["baking/baking new.md"]
+    assert paths(after.related("baking/baking new.md", "topic", 1)) == ["baking/baking 0.md"]
+    assert len(after.related("baking/baking new.md", "topic", 100)) == 29
+    # the previous snapshot, still in use by a reader, is as it was
+    assert "baking/baking new.md" not in before.row
+    assert "money/money 0.md" in paths(before.related("money/money 1.md", "topic", 100))
+
+
+def test_a_renamed_note_keeps_its_neighbours_and_its_links_follow(tiny_vault, tmp_path, fake_embedder):
+    notes = cluster_notes(linked=True)
+    root = tiny_vault(notes)
+    with Vault(root, db=tmp_path / "index.db", embedder="fake") as vault:
+        vault.index()
+        vault.refresh()
+        (root / "travel/travel 1.md").rename(root / "travel/trip.md")
+        changed = sync(vault, "travel/travel 1.md", "travel/trip.md")
+        new = vault.refresh(changed)
+        assert "travel/travel 1.md" not in new.row and "travel/trip.md" in new.row
+        assert clusters(new, "travel/trip.md", 5) == {"travel"}
+        assert set(paths(new.related("travel/trip.md", "topic", 5))) == \
+            set(paths(full(vault).related("travel/trip.md", "topic", 5)))
+        assert new.links == full(vault).links  # [[travel 1]] no longer resolves
+        assert "travel/travel 1.md" not in new.links.get("travel/travel 0.md", set())
+
+
+def test_new_links_titles_and_aliases_are_seen_after_an_update(opened):
+    note = "server/server 0.md"
+    text = (opened.root / note).read_text()
+    (opened.root / note).write_text("---\naliases: [Backup Plan]\n---\n" + text +
+                                    "\nSee [[garden 3]].\n", encoding="utf-8")
+    (opened.root / "travel/travel 2.md").write_text(CLUSTERS["travel"] + " my backup plan")
+    after = opened.refresh(sync(opened, note, "travel/travel 2.md"))
+    assert after.links[note] == {"garden/garden 3.md"}
+    assert after.links == full(opened).links
+    row = after.row["travel/travel 2.md"]
+    assert after.row[note] in after.mentioned_rows(row)
+    assert [r.mentioned for r in after.related("travel/travel 2.md", "topic", 100)
+            if r.path == note] == [True]
+
+
+def test_many_changes_make_a_full_load(opened, monkeypatch):
+    monkeypatch.setattr(vault_mod, "PATCH_MIN", 2)
+    monkeypatch.setattr(vault_mod, "PATCH_SHARE", 0.0)
+    edited = ["garden/garden 1.md", "garden/garden 2.md", "garden/garden 3.md"]
+    for note in edited:
+        (opened.root / note).write_text(CLUSTERS["money"], encoding="utf-8")
+    assert opened.refresh(sync(opened, *edited[:2])).patched == 2
+    snapshot = opened.refresh(sync(opened, edited[2]))
+    assert snapshot.patched == 0  # 3 > 2: loaded in full
+    assert opened.refresh([]) is snapshot  # nothing changed: the same snapshot
+
+
+def test_learned_ranker_ranks_a_new_note_after_an_update(tiny_vault, tmp_path, fake_embedder):
+    root = tiny_vault(cluster_notes(per_cluster=8, linked=True))
+    with Vault(root, db=tmp_path / "index.db", embedder="fake") as vault:
+        vault.index()
+        report = vault.train()
+        assert report["topic"]["trained"], report
+        text = (root / "garden/garden 2.md").read_text().split("\n\nSee")[0]
+        (root / "garden/garden new.md").write_text(text + "\n", encoding="utf-8")
+        after = vault.refresh(sync(vault, "garden/garden new.md"))
+        assert after.patched == 1 and after.views["topic"].model is not None
+        found = after.related("garden/garden new.md", "topic", 5)
+        assert found and {p.split("/")[0] for p in paths(found)} == {"garden"}
+        assert found[0].score_kind == "probability"
+        assert "garden/garden new.md" in paths(after.related("garden/garden 2.md", "topic", 5))
+
+
+def test_an_edit_drops_the_old_text_vector_but_keeps_shared_ones(tiny_vault, tmp_path, fake_embedder):
+    root = tiny_vault({"a.md": "alpha beta gamma", "b.md": "alpha beta gamma", "c.md": "delta"},
+                      config='[lenses.topic]\ntemplate = "{body}"\n')
+    with Vault(root, db=tmp_path / "index.db", embedder="fake") as vault:
+        vault.index()
+        assert vault.store.vector_count() == 2
+        (root / "a.md").write_text("epsilon zeta")
+        (root / "c.md").write_text("eta theta")
+        vault.index(paths=["a.md", "c.md"])
+        # "delta" is unused now and dropped; "alpha beta gamma" is still b's
+        assert vault.store.vector_count() == 3
+
+
+# ---------------------------------------------------------------- the parts
+
+def test_tfidf_with_replaced_and_added_documents_scores_like_brute_force():
+    texts = ["apple banana cherry", "banana cherry date", "cherry date elder apple",
+             "fig grape apple", "grape fig fig banana"]
+    base = TfIdf(texts)
+    updated = base.with_docs({1: "apple apple fig", 5: "date elder fig", 2: ""})
+    docs = [texts[0], "apple apple fig", "", texts[3], texts[4], "date elder fig"]
+    for query in ["apple fig", "banana cherry date", "grape", "unknown words"]:
+        q_terms, q_weights = updated.vector(query)
+        expected = []
+        for doc in docs:
+            d_terms, d_weights = updated.vector(doc)
+            common = dict(zip(d_terms.tolist(), d_weights.tolist()))
+            expected.append(sum(w * common.get(t, 0.0) for t, w in zip(q_terms.tolist(), q_weights.tolist())))
+        assert np.allclose(updated.similarities_to(query), expected, atol=1e-6), query
+        # the original is untouched
+        assert np.array_equal(base.similarities_to(query), TfIdf(texts).similarities_to(query))
+    assert base.n == 5 and updated.n == 6
+    assert np.allclose(updated.similarities(5), updated.similarities_to("date elder fig"), atol=1e-6)
+
+
+def test_mentions_with_new_names_forget_the_old_ones():
+    base = Mentions([["Garden Irrigation"], ["Python", "py lang"], ["Tokyo"]])
+    new = base.with_names({1: ["Rust"], 2: [], 3: ["Kyoto Trip"]})
+    text = "garden irrigation with python and rust on a kyoto trip to tokyo"
+    assert base.mentioned(text) == {0, 1, 2}
+    assert new.mentioned(text) == {0, 1, 3}
+    assert new.mentioned("py lang") == set() and base.mentioned("py lang") == {1}
