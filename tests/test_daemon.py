@@ -305,3 +305,69 @@ def test_kill_9_while_indexing_then_restart_re_embeds_nothing_stored(vault, serv
     again = set(second_log.read_text().split()) if second_log.exists() else set()
     assert again.isdisjoint(kept)
     assert again | kept == stored() == needed
+
+
+# -- training in the background -------------------------------------------------------------
+def linked_vault(root: Path) -> Path:
+    """24 notes in 4 topics, each linking to the next two of its topic (48 links)."""
+    notes = make_notes(root, 24)
+    by_topic: dict[str, list[str]] = {}
+    for rel in sorted(notes):
+        by_topic.setdefault(rel.split("-")[0], []).append(rel)
+    for rels in by_topic.values():
+        for i, rel in enumerate(rels):
+            targets = [rels[(i + k) % len(rels)][:-3] for k in (1, 2)]
+            append(root / rel, "".join(f"\nSee [[{t}]]." for t in targets) + "\n")
+    return root
+
+
+def test_training_runs_beside_edits_and_its_rankers_are_swapped_in(tmp_path, fake_embedder,
+                                                                   start_daemon, monkeypatch):
+    from lenslink import learn
+    root = linked_vault(tmp_path / "linked")
+    release = __import__("threading").Event()
+    real_train = learn.train
+
+    def slow_train(*args, **kwargs):
+        assert release.wait(60), "the test never released training"
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(learn, "train", slow_train)
+    daemon = start_daemon(root, quiet=0.1)
+    wait_for(lambda: daemon.state.training, message="training to start")
+    # training holds nothing up: an edit is indexed and ranked meanwhile
+    before = daemon.state.batches
+    (root / "new note.md").write_text(note_text("music", 99), encoding="utf-8")
+    daemon.wait_batches(before)
+    found = daemon.api.ok("GET", "/v1/related?path=new%20note.md&lens=topic")["related"]
+    assert found and found[0]["path"].startswith("music") and daemon.state.training
+    assert {l["ranking"] for l in daemon.api.ok("GET", "/v1/status")["lenses"]} == {"unsupervised"}
+    release.set()
+    wait_for(lambda: not daemon.state.training and daemon.state.last_training, message="training")
+    assert "error" not in daemon.state.last_training, daemon.state.last_training
+    wait_for(lambda: "learned" in {l["ranking"] for l in daemon.api.ok("GET", "/v1/status")["lenses"]},
+             message="the learned rankers to be swapped in")
+    found = daemon.api.ok("GET", "/v1/related?path=new%20note.md&lens=topic")["related"]
+    assert found[0]["score_kind"] == "probability" and found[0]["path"].startswith("music")
+
+
+def test_stopping_abandons_training_promptly(tmp_path, fake_embedder, start_daemon, monkeypatch):
+    from lenslink import learn
+    root = linked_vault(tmp_path / "linked")
+    checks = []
+
+    def endless_train(index, view, seed=0, check=None, **kwargs):
+        while True:  # a long training that keeps asking whether to go on
+            checks.append(1)
+            check()
+            time.sleep(0.01)
+
+    monkeypatch.setattr(learn, "train", endless_train)
+    daemon = start_daemon(root)
+    wait_for(lambda: len(checks) > 3, message="training to run")
+    start = time.monotonic()
+    daemon.stop()
+    assert time.monotonic() - start < 10
+    assert not daemon.service._trainer.is_alive()
+    with Vault(root, embedder="fake") as v:
+        assert v.store.models(v.store.get_meta("embedder")) == {}  # nothing half-trained stored

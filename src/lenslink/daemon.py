@@ -100,6 +100,8 @@ class DaemonState:
     batches: int = 0
     written: int = 0
     pending_writes: dict[str, float] = field(default_factory=dict)
+    training: bool = False            # the rankers are being retrained in the background
+    last_training: dict | None = None  # {"at", "seconds", "reports"} or {"at", "error"}
 
 
 class Service:
@@ -126,6 +128,9 @@ class Service:
         self._rebuild = False
         self._observer = None
         self._worker: threading.Thread | None = None
+        self._trainer: threading.Thread | None = None
+        self._models_changed = threading.Event()
+        self._status_cache: tuple[tuple, dict] | None = None
         self.ready = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------
@@ -145,6 +150,8 @@ class Service:
             self._observer.join(timeout)
         if self._worker is not None:
             self._worker.join(timeout)
+        if self._trainer is not None:
+            self._trainer.join(timeout)
         self.reader.close()
         self.vault.close()
 
@@ -159,6 +166,8 @@ class Service:
             if self.stop_event.is_set():
                 break
             rebuild, self._rebuild = self._rebuild, False
+            if self._models_changed.is_set():
+                self._load_models()
             if batch or rebuild or self._retry_due():
                 self._sync(None if (RESCAN in batch or rebuild) else sorted(batch), rebuild)
             self._write_due()
@@ -218,11 +227,50 @@ class Service:
             self.ready.set()
 
     def _train_if_links_grew(self) -> None:
-        """Retrain the lens rankers once enough new links appeared (20, or 10% more)."""
+        """Retrain the lens rankers once enough new links appeared (20, or 10% more), in
+        a background thread with its own database connection: edits go on meanwhile,
+        and the new rankers are swapped in when they are stored."""
+        if self._trainer is not None and self._trainer.is_alive():
+            return
         trained = int(self.vault.store.get_meta("trained_links") or 0)
         if self.vault.store.link_count() - trained >= max(TRAIN_MIN_NEW_LINKS, 0.1 * trained):
-            self.state.phase = "training"
-            self.vault.train()
+            self.state.training = True
+            self._trainer = threading.Thread(target=self._train, name="lenslink-trainer", daemon=True)
+            self._trainer.start()
+
+    def _train(self) -> None:
+        started = time.monotonic()
+        try:
+            with Vault(self.vault.root, db=self.vault.db_path,
+                       embedder=self.vault.embedder_name) as vault:
+                reports = vault.train(check=self._check_stop)
+            self.state.last_training = {"at": time.time(), "seconds": round(time.monotonic() - started, 1),
+                                        "reports": reports}
+            self._models_changed.set()
+            self.queue.wake()
+        except Cancelled:
+            log.info("stopping: training abandoned")
+        except Exception as exc:  # the daemon goes on with the rankers it has
+            log.exception("training failed")
+            self.state.last_training = {"at": time.time(), "error": f"{type(exc).__name__}: {exc}"}
+            # do not retry on every batch: wait for more links
+            with self.lock:
+                self.vault.store.set_meta("trained_links", str(self.vault.store.link_count()))
+        finally:
+            self.state.training = False
+
+    def _check_stop(self) -> None:
+        if self.stop_event.is_set():
+            raise Cancelled()
+
+    def _load_models(self) -> None:
+        """Swap in the rankers the trainer stored (a full load of the snapshot)."""
+        self._models_changed.clear()
+        try:
+            with self.lock:
+                self.vault.refresh()
+        except LenslinkError as exc:
+            self._failed(str(exc))
 
     def _failed(self, message: str) -> None:
         self.state.last_error = message
@@ -274,13 +322,20 @@ class Service:
 
     # -- what the API calls -------------------------------------------------------
     def status(self) -> dict:
-        with self.read_lock:
-            info = self.vault.status(store=self.reader)
         s = self.state
+        # what the store holds changes only with a sync or a write: cache it until then
+        key = (s.batches, s.written, s.phase, id(self.vault._index))
+        cached = self._status_cache
+        if cached is None or cached[0] != key or s.phase != "ready":
+            with self.read_lock:
+                info = self.vault.status(store=self.reader)
+            self._status_cache = cached = (key, info)
+        info = dict(cached[1])
         info.update({"phase": s.phase, "progress": s.progress, "queue": len(self.queue),
                      "last_error": s.last_error, "last_sync": s.last_sync,
                      "write_policy": self.write_policy, "pending_writes": len(s.pending_writes),
-                     "written": s.written})
+                     "written": s.written, "training": s.training,
+                     "last_training": s.last_training})
         return info
 
     def _require_index(self) -> None:

@@ -210,7 +210,7 @@ def log_loss(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
-                     epochs: int = 40, lr: float = 0.05) -> Projection | None:
+                     epochs: int = 40, lr: float = 0.05, check=None) -> Projection | None:
     """Fit Q, K (k x d) with the logistic loss on sigma(s * (Q v_a).(K v_b) + c):
     positives are linked pairs, negatives half the nearest unlinked, half random."""
     pairs = [(s, t) for s, ts in graph.out.items() for t in ts]
@@ -238,6 +238,8 @@ def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
     scale, bias = 5.0, -2.0
     m_q, m_k = np.zeros_like(q), np.zeros_like(key)
     for _ in range(epochs):
+        if check:
+            check()
         uq, uk = v @ q.T, v @ key.T               # every note projected once per epoch
         s = np.einsum("ij,ij->i", uq[a], uk[b])
         p = 1.0 / (1.0 + np.exp(-np.clip(scale * s + bias, -30, 30)))
@@ -272,8 +274,8 @@ def _sum_rows(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
                      for j in range(values.shape[1])], axis=1).astype(np.float32)
 
 
-def training_set(index, view, graph: Graph, folds: int, seed: int,
-                 with_projection: bool) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+def training_set(index, view, graph: Graph, folds: int, seed: int, with_projection: bool,
+                 check=None) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
     """Features and labels per fold, each fold's notes made to look new."""
     queries = sorted(graph.out)
     random.Random(seed).shuffle(queries)
@@ -283,8 +285,11 @@ def training_set(index, view, graph: Graph, folds: int, seed: int,
     for f in range(folds):
         fold = set(queries[f::folds])
         visible = graph.without(fold)
-        features.projection = train_projection(view, visible, asymmetric, seed) if with_projection else None
+        features.projection = (train_projection(view, visible, asymmetric, seed, check=check)
+                               if with_projection else None)
         for q in sorted(fold):
+            if check:
+                check()
             cand, x = features.query(q, visible, view.candidates)
             if len(cand) == 0:
                 continue
@@ -294,8 +299,10 @@ def training_set(index, view, graph: Graph, folds: int, seed: int,
     return xs, ys, fold_of
 
 
-def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool = True) -> Model | None:
+def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool = True,
+          check=None) -> Model | None:
     """Fit the ranker of one lens on the vault's links; None when links are too few.
+    `check()`, called often, may raise to abandon training.
 
     The report holds held-out log loss (before: the unsupervised fusion mapped by a
     one-feature fit; after: the ranker) and expected calibration error."""
@@ -305,7 +312,7 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
     if len(graph.out) < MIN_LINKED_QUERIES:
         return None
     folds = min(folds, len(graph.out))
-    xs, ys, fold_of = training_set(index, view, graph, folds, seed, with_projection)
+    xs, ys, fold_of = training_set(index, view, graph, folds, seed, with_projection, check)
     x, y, fold_of = np.vstack(xs), np.concatenate(ys), np.repeat(fold_of, [len(v) for v in ys])
     if y.sum() < 5:
         return None
@@ -326,7 +333,7 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
     mean, std = x.mean(0), x.std(0) + 1e-6
     w, b = fit_logistic((x - mean) / std, y)
     asymmetric = view.lens.source != view.lens.candidates
-    proj = train_projection(view, graph, asymmetric, seed) if with_projection else None
+    proj = train_projection(view, graph, asymmetric, seed, check=check) if with_projection else None
     report["weights"] = {f: round(float(v), 4) for f, v in zip(FEATURES, w)}
     return Model(mean=mean, std=std, weights=w, bias=b, projection=proj, report=report)
 

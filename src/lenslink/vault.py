@@ -132,8 +132,10 @@ class Vault:
         return {p: ranking.related(p, name, top, min_score=0.0) for p in ranking.lens_notes(name)}
 
     # -- learning -----------------------------------------------------------------
-    def train(self, lens: str | None = None, seed: int = 0) -> dict[str, dict]:
-        """Fit each lens's ranker on the vault's links and store it; returns reports."""
+    def train(self, lens: str | None = None, seed: int = 0, check=None) -> dict[str, dict]:
+        """Fit each lens's ranker on the vault's links and store it; returns reports.
+        `check()` is called often and may raise to abandon training (nothing is stored
+        for a lens whose training was abandoned)."""
         from . import learn
 
         ranking = self.refresh()  # a full load: training sees current idf and centring
@@ -142,7 +144,7 @@ class Vault:
         reports = {}
         for lens_ in chosen:
             view = ranking.views[lens_.name]
-            model = learn.train(ranking, view, seed=seed)
+            model = learn.train(ranking, view, seed=seed, check=check)
             if model is None:
                 reports[lens_.name] = {"trained": False,
                                        "reason": "too few links; using the unsupervised ranking"}
@@ -157,7 +159,7 @@ class Vault:
             self.store.put_model(lens_.name, embedder_id, lens_.signature, params, blob)
             reports[lens_.name] = {"trained": True, **model.report}
         self.store.set_meta("trained_links", str(self.link_count()))
-        self.refresh()
+        self._index = None  # loaded again, with the new rankers, when next needed
         return reports
 
     def link_count(self) -> int:
