@@ -130,6 +130,7 @@ def test_learned_ranker_ranks_a_new_note_after_an_update(tiny_vault, tmp_path, f
         vault.index()
         report = vault.train()
         assert report["topic"]["trained"], report
+        assert vault.ranking().views["topic"].model is not None  # loaded with the ranker
         text = (root / "garden/garden 2.md").read_text().split("\n\nSee")[0]
         (root / "garden/garden new.md").write_text(text + "\n", encoding="utf-8")
         after = vault.refresh(sync(vault, "garden/garden new.md"))

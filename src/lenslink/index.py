@@ -7,12 +7,16 @@ so a run killed anywhere is completed by the next one without re-doing what was 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
+from . import boilerplate
 from . import notes as notes_mod
 from .errors import NoteError, RewriteError, RewriteRejected
 from .lenses import Lens, NoteMeta, RewriteSettings, VaultConfig
@@ -20,7 +24,7 @@ from .links import parse_links
 from .rewrite import Rewriter, prompt_hash
 from .store import PENDING, NoteRow, Store
 
-PARSER_VERSION = "4"
+PARSER_VERSION = "5"
 LEX_CHARS = 100_000
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -95,10 +99,24 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     wanted = None if paths is None else set(paths)  # built once: not once per note
     todo = found if wanted is None else [p for p in found if p in wanted]
     report.removed = sorted(gone)
+    common = _boilerplate(store)
     for done, rel in enumerate(todo, 1):
-        if _sync_note(root, rel, known.get(rel), signature, config, store, report, old_hashes):
+        if _sync_note(root, rel, known.get(rel), signature, config, store, report, old_hashes, common):
             report.changed.append(rel)
         progress("read", done, len(todo))
+    if paths is None:  # a full sync: the notes whose boilerplate lines changed are read again
+        now = boilerplate.frequent(boilerplate.from_blob(b) for _, b in store.line_keys())
+        if now != common:
+            store.set_meta("boilerplate", ",".join(map(str, sorted(now))))
+            flipped = np.array(sorted(now ^ common), dtype=np.int64)
+            again = [p for p, b in store.line_keys()
+                     if np.isin(boilerplate.from_blob(b), flipped).any()]
+            states = store.note_states()
+            for done, rel in enumerate(again, 1):
+                if _sync_note(root, rel, states.get(rel), signature, config, store, report,
+                              old_hashes, now, force=True) and rel not in report.changed:
+                    report.changed.append(rel)
+                progress("boilerplate", done, len(again))
     if gone or any(p not in known for p in report.changed) \
             or store.get_meta("links_signature") != signature:
         _relink(store)  # a new or removed note can change what any link resolves to
@@ -117,16 +135,24 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     return report
 
 
+def _boilerplate(store: Store) -> frozenset[int]:
+    """The boilerplate line keys the stored texts were made with."""
+    value = store.get_meta("boilerplate") or ""
+    return frozenset(int(k) for k in value.split(",") if k)
+
+
 def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
-               store: Store, report: SyncReport, old_hashes: set[str]) -> bool:
-    """Parse and store one note if it changed; True when the store changed."""
+               store: Store, report: SyncReport, old_hashes: set[str],
+               common: frozenset[int] = frozenset(), force: bool = False) -> bool:
+    """Parse and store one note if it changed (or if `force`d); True when the store
+    changed. Lines in `common` (boilerplate) are left out of its texts."""
     try:
         st = os.stat(root / rel)
     except OSError as exc:
         report.failed += 1
         report.problems.append((rel, f"cannot read: {exc.strerror or exc}"))
         return False
-    if known and known[1:] == (st.st_mtime_ns, st.st_size, signature):
+    if known and known[1:] == (st.st_mtime_ns, st.st_size, signature) and not force:
         report.unchanged += 1
         return False
     try:
@@ -137,15 +163,18 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
         store.record_failure(rel, str(exc))
         return False
     ours = known and known[3] == signature and store.written_hash(rel) == note.content_hash
-    if ours or (known and known[0] == note.content_hash and known[3] == signature):
+    if not force and (ours or (known and known[0] == note.content_hash and known[3] == signature)):
         # unchanged, or only our block changed (we wrote it): nothing to re-read downstream
         store.touch_note(rel, note.mtime_ns, note.size, note.content_hash)
         report.unchanged += 1
         return False
-    report.parsed += 1
-    report.problems += [(rel, p) for p in note.problems]
-    if note.opted_out:
-        report.opted_out += 1
+    if not force:
+        report.parsed += 1
+        report.problems += [(rel, p) for p in note.problems]
+        if note.opted_out:
+            report.opted_out += 1
+    keys = boilerplate.note_keys(note.clean_text)
+    note = dataclasses.replace(note, clean_text=boilerplate.strip(note.clean_text, common))
     chunks = [] if note.opted_out else lens_chunks(note, config.lenses)
     if known:
         old_hashes |= store.chunk_hashes([rel])
@@ -153,13 +182,15 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
     # and title/alias mentions read them with the names (measured in docs/quality.md).
     names = [note.title, *note.aliases, " ".join(note.tags)]
     lex = "" if note.opted_out else "\n".join([*names, note.clean_text])[:LEX_CHARS]
-    query = "" if note.opted_out else "\n".join([*names, bare_text(note.body)])[:LEX_CHARS]
+    query = "" if note.opted_out else "\n".join(
+        [*names, boilerplate.strip(bare_text(note.body), common)])[:LEX_CHARS]
     store.put_note(NoteRow(
         path=rel, title=note.title, folder=note.folder, content_hash=note.content_hash,
         mtime_ns=note.mtime_ns, size=note.size, signature=signature,
         opted_out=note.opted_out, is_daily=note.is_daily, tags=tuple(note.tags),
         aliases=tuple(note.aliases), frontmatter=dict(note.frontmatter),
-        problems=tuple(note.problems), raw_links=tuple(note.links)), lex, query, chunks)
+        problems=tuple(note.problems), raw_links=tuple(note.links)), lex, query, chunks,
+        boilerplate.to_blob(keys))
     return True
 
 

@@ -67,6 +67,10 @@ MIGRATIONS = [
     );
     ALTER TABLE chunks ADD COLUMN original TEXT;
     """,
+    # 5: each note's distinct line keys (little-endian int64), for boilerplate detection
+    """
+    ALTER TABLE notes ADD COLUMN line_keys BLOB NOT NULL DEFAULT x'';
+    """,
 ]
 PENDING = ""  # chunks.text_hash of a chunk whose rewrite is not known yet
 
@@ -147,7 +151,8 @@ class Store:
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     def put_note(self, row: NoteRow, lex_text: str, query_text: str,
-                 chunks: Iterable[tuple[str, int, str, str, str | None]]) -> None:
+                 chunks: Iterable[tuple[str, int, str, str, str | None]],
+                 line_keys: bytes = b"") -> None:
         """Replace a note and its chunks (lens, chunk, text_hash, text, original) in one
         transaction; `original` is None unless the lens rewrites its texts.
 
@@ -158,12 +163,12 @@ class Store:
             self.db.execute(
                 "INSERT OR REPLACE INTO notes (path, title, folder, content_hash, mtime_ns, size,"
                 " signature, opted_out, is_daily, tags, aliases, frontmatter, problems,"
-                " raw_links, lex_text, query_text, indexed_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " raw_links, lex_text, query_text, indexed_at, line_keys)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [row.path, row.title, row.folder, row.content_hash, row.mtime_ns, row.size,
                  row.signature, int(row.opted_out), int(row.is_daily), _dump(row.tags),
                  _dump(row.aliases), _dump(row.frontmatter), _dump(row.problems),
-                 _dump(row.raw_links), lex_text, query_text, time.time()])
+                 _dump(row.raw_links), lex_text, query_text, time.time(), line_keys])
             self.db.conn.executemany(
                 "INSERT INTO chunks (path, lens, chunk, text_hash, text, original)"
                 " VALUES (?,?,?,?,?,?)",
@@ -207,6 +212,10 @@ class Store:
             for path in set(cache) - {s[0] for s in states}:
                 del cache[path]
         return [cache[s[0]][1] for s in states if s[0] in cache]
+
+    def line_keys(self) -> Iterable[tuple[str, bytes]]:
+        """(path, line keys blob) of every note."""
+        return self.db.execute("SELECT path, line_keys FROM notes ORDER BY path")
 
     def note(self, path: str) -> NoteRow | None:
         row = self.db.execute(f"SELECT {_NOTE_COLS} FROM notes WHERE path=?", [path]).fetchone()
