@@ -143,7 +143,8 @@ class PairFeatures:
         cols = {
             "dense": dense[cand], "raw": raw[cand], "proj": proj, "lexical": lexical[cand],
             "mention": extra["mention"][cand],
-            "mentioned_by": np.array([1.0 if i in self.mentions(int(j)) else 0.0 for j in cand]),
+            "mentioned_by": np.array([float(self.index.mentions_note(int(v.rows[j]), int(v.rows[i])))
+                                      for j in cand]),
             "shared_tags": np.log1p(shared),
             "same_folder": np.array([o.folder == query.folder for o in others], dtype=float),
             "vote_sum": extra["votes_sum"][cand], "vote_max": extra["votes_max"][cand],

@@ -17,7 +17,7 @@ import numpy as np
 from . import calibrate, learn, writeback
 from .errors import NotFound
 from .lenses import Lens, NoteMeta, VaultConfig
-from .lexical import Mentions, TfIdf
+from .lexical import MAX_NAME_WORDS, MIN_NAME_CHARS, Mentions, TfIdf, normalise
 from .store import NoteRow, Store
 
 # Fusion weights of the unsupervised ranking; chosen a priori (equal dense and lexical
@@ -101,6 +101,7 @@ class VaultIndex:
         self.tfidf = TfIdf([doc for doc, _ in texts])
         self.mentions = Mentions([[n.title, *n.aliases] for n in notes])
         self._mentioned: dict[int, frozenset[int]] = {}  # row -> rows its text mentions
+        self._normal: dict[int, str] = {}  # row -> " its query text normalised "
         self._names: dict[str, int] | None = None
         self._edges: tuple[np.ndarray, np.ndarray] | None = None
         self.patched = 0  # notes re-read by `updated` since the full load
@@ -185,6 +186,7 @@ class VaultIndex:
         touched = {new.row[p] for p in fresh} | {self.row[p] for p in gone}
         new.mentions = self.mentions.with_names(names) if names else self.mentions
         new._mentioned = {} if names else {r: m for r, m in self._mentioned.items() if r not in touched}
+        new._normal = {r: t for r, t in self._normal.items() if r not in touched}
         if added or gone:  # what any link resolves to may have changed
             new.links = {src: set(dst) for src, dst in store.links().items()}
         else:
@@ -282,6 +284,19 @@ class VaultIndex:
         if found is None:
             found = self._mentioned[row] = frozenset(self.mentions.mentioned(self.texts[row]) - {row})
         return found
+
+    def mentions_note(self, row: int, target: int) -> bool:
+        """Whether a note's text mentions the title or an alias of note `target` (the
+        same test as `mentioned_rows`, for one pair: no scan for every name)."""
+        text = self._normal.get(row)
+        if text is None:
+            text = self._normal[row] = f" {normalise(self.texts[row])} "
+        note = self.notes[target]
+        for name in {normalise(n) for n in (note.title, *note.aliases)}:
+            if len(name) >= MIN_NAME_CHARS and name.count(" ") < MAX_NAME_WORDS \
+                    and f" {name} " in text:
+                return True
+        return False
 
     def lexical(self, row: int) -> np.ndarray:
         """TF-IDF cosine of a note's query text (links removed) to every note's text."""

@@ -342,8 +342,11 @@ class Store:
                     "DELETE FROM vectors WHERE text_hash NOT IN (SELECT text_hash FROM chunks)").rowcount
             used = {r[0] for r in _select_in(
                 self.db, "SELECT DISTINCT text_hash FROM chunks WHERE text_hash IN", hashes)}
-            unused = [(h,) for h in set(hashes) - used]
-            self.db.conn.executemany("DELETE FROM vectors WHERE text_hash=?", unused)
+            unused = sorted(set(hashes) - used)
+            # by the primary key (embedder, text_hash): a scan per hash would be slow
+            embedders = [r[0] for r in self.db.execute("SELECT DISTINCT embedder FROM vectors")]
+            self.db.conn.executemany("DELETE FROM vectors WHERE embedder=? AND text_hash=?",
+                                     [(e, h) for e in embedders for h in unused])
         return len(unused)
 
     def chunk_hashes(self, paths: Iterable[str]) -> set[str]:
