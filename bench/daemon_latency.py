@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import http.client
 import json
 import os
@@ -47,6 +48,7 @@ import cheap_embedder  # noqa: E402
 import common  # noqa: E402
 import synth  # noqa: E402
 
+from lenslink import boilerplate  # noqa: E402
 from lenslink import index as index_mod  # noqa: E402
 from lenslink import notes as notes_mod  # noqa: E402
 from lenslink.vault import Vault  # noqa: E402
@@ -155,10 +157,13 @@ def log_lines(path: Path) -> list[str]:
 
 
 def expected_hashes(vault_dir: Path, paths: list[str], vault: Vault) -> set[str]:
-    """Hashes of every lens text of these notes as they are now (what must be embedded)."""
+    """Hashes of every lens text of these notes as they are now (what must be embedded),
+    boilerplate lines left out as the index does."""
     out = set()
+    common = index_mod._boilerplate(vault.store)
     for rel in paths:
         note = notes_mod.read_note(vault_dir, rel)
+        note = dataclasses.replace(note, clean_text=boilerplate.strip(note.clean_text, common))
         meta = index_mod.note_meta(note)
         out |= {index_mod.text_hash(t) for lens in vault.config.lenses if lens.applies(meta)
                 for t in lens.texts(note)}

@@ -183,3 +183,62 @@ def test_mentions_with_new_names_forget_the_old_ones():
     assert base.mentioned(text) == {0, 1, 2}
     assert new.mentioned(text) == {0, 1, 3}
     assert new.mentioned("py lang") == set() and base.mentioned("py lang") == {1}
+
+
+# ---------------------------------------------------------------- the snapshot on disk
+
+def loads_counted(monkeypatch) -> list[int]:
+    calls = []
+    real = VaultIndex.load.__func__
+
+    def counting(cls, *args, **kwargs):
+        calls.append(1)
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(VaultIndex, "load", classmethod(counting))
+    return calls
+
+
+def test_an_unchanged_vault_loads_its_snapshot_from_disk(tiny_vault, tmp_path, fake_embedder,
+                                                        monkeypatch):
+    root = tiny_vault(cluster_notes(linked=True), config="[lenses.topic]\ntop_k = 5\n")
+    db = tmp_path / "index.db"
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+        first = {n: paths(vault.related(n, "topic")) for n in vault.ranking().lens_notes("topic")}
+    assert snapshot_path(db).exists()
+    builds = loads_counted(monkeypatch)
+    with Vault(root, db=db, embedder="fake") as vault:
+        again = {n: paths(vault.related(n, "topic")) for n in vault.ranking().lens_notes("topic")}
+    assert builds == [] and again == first
+    # top_k is not part of the snapshot: a new value applies at once
+    (root / ".lenslink.toml").write_text("[lenses.topic]\ntop_k = 2\n", encoding="utf-8")
+    with Vault(root, db=db, embedder="fake") as vault:
+        assert len(vault.related("garden/garden 0.md", "topic")) == 2
+    assert builds == []
+
+
+def test_a_changed_vault_or_a_damaged_file_builds_the_snapshot_again(tiny_vault, tmp_path,
+                                                                    fake_embedder, monkeypatch):
+    root = tiny_vault(cluster_notes(linked=False))
+    db = tmp_path / "index.db"
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+        vault.refresh()
+    builds = loads_counted(monkeypatch)
+    (root / "garden/garden 0.md").write_text(CLUSTERS["baking"], encoding="utf-8")
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+        assert clusters(vault.ranking(), "garden/garden 0.md") == {"baking"}
+    assert builds == [1]
+    data = snapshot_path(db).read_bytes()
+    snapshot_path(db).write_bytes(data[:len(data) // 2])  # truncated
+    with Vault(root, db=db, embedder="fake") as vault:
+        assert clusters(vault.ranking(), "garden/garden 0.md") == {"baking"}
+    assert builds == [1, 1]
+    assert snapshot_path(db).read_bytes() == data  # written again, whole
+
+
+def snapshot_path(db):
+    from lenslink import snapshot
+    return snapshot.path_for(db)

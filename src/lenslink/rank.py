@@ -123,6 +123,22 @@ class VaultIndex:
                     models[name] = model
         return cls(config, store.notes(), store.links(), store.lex_texts(), data, models)
 
+    def without_caches(self) -> "VaultIndex":
+        """A copy without per-query caches (what is saved to disk)."""
+        new = copy.copy(self)
+        new._mentioned, new._normal, new._names, new._edges = {}, {}, None, None
+        new.views = {name: dataclasses.replace(v, graph=None, features=None)
+                     for name, v in self.views.items()}
+        return new
+
+    def with_config(self, config: VaultConfig) -> "VaultIndex":
+        """This snapshot under `config` (same lenses and texts; e.g. another top_k)."""
+        new = copy.copy(self)
+        new.config = config
+        new.views = {name: dataclasses.replace(v, lens=config.lens(name))
+                     for name, v in self.views.items()}
+        return new
+
     def pair_features(self, view: LensView) -> tuple[learn.PairFeatures, learn.Graph]:
         """The learned ranker's feature builder and link graph for a lens (built once)."""
         if view.features is None:

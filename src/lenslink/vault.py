@@ -14,6 +14,7 @@ from pathlib import Path
 from . import block as block_mod
 from . import config as paths
 from . import index as index_mod
+from . import snapshot
 from . import writeback
 from .embedders import get_embedder
 from .errors import ConfigError, LenslinkError, NotFound, StoreError
@@ -93,8 +94,18 @@ class Vault:
             if current.patched + len(changed) <= max(PATCH_MIN, PATCH_SHARE * len(current.row)):
                 self._index = current.updated(self.store, embedder_id, sorted(changed))
                 return self._index
-        self._index = VaultIndex.load(self.store, self.config, embedder_id)
+        self._index = self._load(embedder_id)
         return self._index
+
+    def _load(self, embedder_id: str) -> VaultIndex:
+        """The snapshot saved for the store's current state, or one built and saved."""
+        key = snapshot.state_key(self.store, self.config, embedder_id)
+        where = snapshot.path_for(self.db_path)
+        index = snapshot.load(where, key, self.config)
+        if index is None:
+            index = VaultIndex.load(self.store, self.config, embedder_id)
+            snapshot.save(index, key, where)
+        return index
 
     def ranking(self) -> VaultIndex:
         return self._index if self._index is not None else self.refresh()
