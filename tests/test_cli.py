@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lenslink.block import START
+from lenslink.block import END, START, render_block
 from lenslink.cli import main
 
 COMMANDS = ["index", "related", "write", "lenses", "status"]
@@ -281,3 +281,33 @@ def test_invalid_config_value_is_one_line(sample_vault):
     (sample_vault / ".lenslink.toml").write_text("[lenses.topic]\ntop_k = 0\n")
     assert_one_line_error(run("index", sample_vault, "--embedder", "fake"),
                           "[lenses.topic] top_k: must be an integer from 1 to 100")
+
+
+def test_a_block_edited_by_hand_is_left_until_taken_over(indexed):
+    assert run("write", indexed, DAILY).stdout == "1 written\n"
+    ours = (indexed / DAILY).read_bytes()
+    edited = ours.decode().replace(END, "My own remark about these links\n" + END).encode()
+    (indexed / DAILY).write_bytes(edited)
+    result = run("write", indexed, DAILY)
+    assert result.exit_code == 0 and result.stdout == "1 edited\n"
+    assert f"edited: {DAILY}: its related-notes block was edited by hand" in result.stderr
+    assert "--force" in result.stderr
+    assert (indexed / DAILY).read_bytes() == edited  # left exactly as the person made it
+    status = json.loads(run("status", indexed, "--json").stdout)
+    assert any("edited by hand" in p for p in status["problems"][DAILY])
+    forced = run("write", indexed, DAILY, "--force")
+    assert forced.stdout == "1 written\n"
+    assert (indexed / DAILY).read_bytes() == ours
+    status = json.loads(run("status", indexed, "--json").stdout)
+    assert DAILY not in status["problems"]
+
+
+def test_a_block_in_lenslinks_own_form_is_replaced(indexed):
+    """E.g. written by lenslink on another machine syncing the vault: not a hand edit."""
+    assert run("write", indexed, DAILY).stdout == "1 written\n"
+    ours = (indexed / DAILY).read_text()
+    start, end = ours.index(START), ours.index(END) + len(END) + 1
+    other = render_block([("topic", ["[[Some other note]]", "[Another](Another.md)"])])
+    (indexed / DAILY).write_text(ours[:start] + other + ours[end:])
+    assert run("write", indexed, DAILY).stdout == "1 written\n"
+    assert (indexed / DAILY).read_text() == ours

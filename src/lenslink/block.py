@@ -198,6 +198,30 @@ def render_block(
     return "".join(line + newline for line in lines)
 
 
+_LINK_ITEM = re.compile(r"- (?:!?\[\[[^\[\]\n]+\]\]|\[[^\]\n]*\]\([^)\n]+\))")
+
+
+def is_rendered(block: str) -> bool:
+    """Whether a block (START through END) looks exactly as `render_block` writes blocks:
+    an optional `## heading`, `*lens*` labels and `- link` lines of one link each. A block
+    a person edited (a comment, a line of text, words after a link) is not."""
+    lines = [line.rstrip("\r\n") for line in split_lines(block)]
+    if len(lines) < 2 or lines[0] != START or lines[-1] != END:
+        return False
+    inner = lines[1:-1]
+    if inner and inner[0].startswith("## "):
+        inner = inner[1:]
+    return all(_LINK_ITEM.fullmatch(line) or (len(line) > 2 and line[0] == line[-1] == "*")
+               for line in inner)
+
+
+def block_text(text: str) -> str | None:
+    """The managed block's text (START through END line), None if there is none;
+    BlockError when it is damaged."""
+    found = find_block(text)
+    return None if found is None else text[found.start:found.end]
+
+
 def _block_lines(block: str) -> list[str]:
     lines = [line.rstrip("\r\n") for line in split_lines(block)]
     if block and (

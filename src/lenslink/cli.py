@@ -162,12 +162,15 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
 @click.argument("notes", nargs=-1)
 @click.option("--all", "all_notes", is_flag=True, help="Write the block of every note.")
 @click.option("--dry-run", is_flag=True, help="Print a unified diff instead of writing.")
+@click.option("--force", is_flag=True,
+              help="Replace blocks that were edited by hand (take them over).")
 @handle_errors
-def write(vault, db, embedder, notes, all_notes, dry_run):
+def write(vault, db, embedder, notes, all_notes, dry_run, force):
     """Write the "Related notes" block into NOTES (or --all).
 
     Only the block between the lenslink markers changes; a note that changed since it
-    was read is left alone.
+    was read is left alone, and so is a block someone edited by hand (reported as
+    `edited`; --force takes it over).
 
     \b
     Examples:
@@ -177,13 +180,13 @@ def write(vault, db, embedder, notes, all_notes, dry_run):
     if bool(notes) == bool(all_notes):
         raise click.UsageError("give NOTES or --all")
     with Vault(vault, db=db, embedder=embedder) as v:
-        outcomes = v.write(list(notes) or None, dry_run=dry_run)
+        outcomes = v.write(list(notes) or None, dry_run=dry_run, force=force)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
         if o.status == "diff":
             click.echo(o.detail, nl=False)
-        elif o.status in ("error", "skipped"):
+        elif o.status in ("error", "skipped", "edited"):
             click.echo(f"{o.status}: {o.path}: {o.detail}", err=True)
     click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to write",
                err=dry_run)

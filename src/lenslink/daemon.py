@@ -317,7 +317,7 @@ class Service:
                     log.exception("%s: not written", path)
                     continue
                 for outcome in outcomes:
-                    if outcome["status"] == "error":
+                    if outcome["status"] in ("error", "edited"):
                         log.warning("%s: %s", path, outcome["detail"])
 
     # -- what the API calls -------------------------------------------------------
@@ -358,11 +358,11 @@ class Service:
                 "groups": [{"lens": lens, "paths": paths} for lens, paths in groups if paths],
                 "block_hash": hashlib.sha256(text.encode()).hexdigest()}
 
-    def write(self, path: str) -> list[dict]:
+    def write(self, path: str, force: bool = False) -> list[dict]:
         if self.write_policy == "off":
             raise ConfigError("write-back is off for this daemon (start it with --write manual or auto)")
         with self.lock:
-            outcomes = self.vault.write([path])
+            outcomes = self.vault.write([path], force=force)
         self.state.written += sum(o.status == "written" for o in outcomes)
         return [{"path": o.path, "status": o.status, "detail": o.detail} for o in outcomes]
 

@@ -17,6 +17,10 @@ class BlockError(LenslinkError):
     """A note's managed block is ambiguous or damaged, so it is never written over."""
 
 
+class BlockEdited(BlockError):
+    """The managed block was edited by hand: lenslink leaves it until told to take it over."""
+
+
 class EmbedderError(LenslinkError):
     """An embedder is unknown, misconfigured or failed."""
 

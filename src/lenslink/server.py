@@ -225,7 +225,10 @@ def block(server, query, body):
 
 
 def write(server, query, body):
-    return {"results": server.service.write(note_path(server, body.get("path")))}
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise ApiError(400, "bad_request", "`force` must be true or false")
+    return {"results": server.service.write(note_path(server, body.get("path")), force=force)}
 
 
 def reindex(server, query, body):

@@ -236,6 +236,10 @@ class Store:
             self.db.execute("INSERT OR REPLACE INTO failures (path, error, at) VALUES (?,?,?)",
                             [path, error, time.time()])
 
+    def clear_failure(self, path: str) -> None:
+        with self.db.conn:
+            self.db.execute("DELETE FROM failures WHERE path=?", [path])
+
     def failures(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT path, error FROM failures ORDER BY path"))
 
@@ -406,6 +410,11 @@ class Store:
         return self.db.execute("SELECT count(*) FROM vectors").fetchone()[0]
 
     # -- write-back bookkeeping ---------------------------------------------------
+    def written_block(self, path: str) -> str | None:
+        """sha256 of the block text lenslink last wrote into a note (None if never)."""
+        row = self.db.execute("SELECT block_hash FROM written WHERE path=?", [path]).fetchone()
+        return row[0] if row else None
+
     def remember_write(self, path: str, block_hash: str, file_hash: str) -> None:
         with self.db.conn:
             self.db.execute("INSERT OR REPLACE INTO written (path, block_hash, file_hash, at)"

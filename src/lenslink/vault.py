@@ -17,7 +17,7 @@ from . import index as index_mod
 from . import snapshot
 from . import writeback
 from .embedders import get_embedder
-from .errors import ConfigError, LenslinkError, NotFound, StoreError
+from .errors import BlockEdited, ConfigError, LenslinkError, NotFound, StoreError
 from .lenses import VaultConfig, load_config
 from .notes import Resolver
 from .rank import Related, VaultIndex
@@ -32,7 +32,7 @@ PATCH_MIN, PATCH_SHARE = 200, 0.05
 @dataclass(frozen=True)
 class WriteOutcome:
     path: str
-    status: str  # written | unchanged | diff | skipped | error
+    status: str  # written | unchanged | diff | skipped | edited | error
     detail: str = ""
 
 
@@ -195,8 +195,13 @@ class Vault:
         links = [(lens, [style.format_link(p, path, names) for p in paths]) for lens, paths in groups]
         return path, block_mod.render_block(links, heading=self.config.heading)
 
-    def write(self, notes: list[str] | None = None, dry_run: bool = False) -> list[WriteOutcome]:
-        """Write (or diff) the managed block of the given notes, or of every note."""
+    def write(self, notes: list[str] | None = None, dry_run: bool = False,
+              force: bool = False) -> list[WriteOutcome]:
+        """Write (or diff) the managed block of the given notes, or of every note.
+
+        A block someone edited by hand (it is neither what lenslink last wrote there nor
+        in the form lenslink writes) is left alone and reported as `edited`, unless
+        `force` (taking the block over)."""
         targets = [self.resolve_note(n) for n in notes] if notes else \
             [r.path for r in self.ranking().notes if not r.opted_out]
         outcomes = []
@@ -206,14 +211,29 @@ class Vault:
                 if self.ranking().notes[self.ranking().row[path]].opted_out:
                     outcomes.append(WriteOutcome(path, "skipped", "opted out (lenslink: false)"))
                     continue
-                result = writeback.write_block(self.root, path, text, dry_run=dry_run)
+                guard = None if force else self._hand_edit_guard(path)
+                result = writeback.write_block(self.root, path, text, dry_run=dry_run, guard=guard)
                 if result.status == "written":
-                    self.store.remember_write(path, hashlib.sha256(text.encode()).hexdigest(),
-                                              result.sha256)
+                    self.store.remember_write(path, _block_hash(text), result.sha256)
+                    self.store.clear_failure(path)
                 outcomes.append(WriteOutcome(path, result.status, result.diff))
+            except BlockEdited as exc:
+                if not dry_run:
+                    self.store.record_failure(path, str(exc))  # shown by status
+                outcomes.append(WriteOutcome(path, "edited", str(exc)))
             except LenslinkError as exc:
                 outcomes.append(WriteOutcome(path, "error", str(exc)))
         return outcomes
+
+    def _hand_edit_guard(self, path: str):
+        last = self.store.written_block(path)
+
+        def guard(current: str) -> None:
+            if _block_hash(current) == last or block_mod.is_rendered(current):
+                return  # ours (from here, or from another machine syncing the vault)
+            raise BlockEdited(f"its related-notes block was edited by hand, so lenslink "
+                              f"leaves it; to replace it: lenslink write {self.root} {path!r} --force")
+        return guard
 
     # -- status -------------------------------------------------------------------
     def status(self, store: Store | None = None) -> dict:
@@ -269,6 +289,11 @@ class Vault:
                  "rewrite": {"model": l.rewrite.model, "prompt": l.rewrite.prompt,
                              "base_url": l.rewrite.base_url} if l.rewrite else None}
                 for l in self.config.lenses]
+
+
+def _block_hash(block: str) -> str:
+    """Hash of a block's text with its line endings as LF (the note's may be CRLF)."""
+    return hashlib.sha256(block.replace("\r\n", "\n").replace("\r", "\n").encode()).hexdigest()
 
 
 def _filter_dict(f) -> dict:

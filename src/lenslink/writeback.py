@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from lenslink.block import render_block, splice, split_lines
+from lenslink.block import block_text, render_block, splice, split_lines
 from lenslink.errors import BlockError, NoteError, UnsafePathError, WriteConflict
 
 __all__ = [
@@ -167,10 +167,11 @@ class WritePlan:
         )
 
 
-def plan_write(root: Path, rel: str, block: str) -> WritePlan | None:
+def plan_write(root: Path, rel: str, block: str, guard=None) -> WritePlan | None:
     """Read note `rel` and splice `block` into it; None when nothing would change.
 
     Raises NoteError (unreadable, not UTF-8) or BlockError (damaged block), never guessing.
+    `guard(current block text)` may raise to refuse replacing the block there now.
     """
     path = safe_note_path(root, rel)
     try:
@@ -191,10 +192,13 @@ def plan_write(root: Path, rel: str, block: str) -> WritePlan | None:
         raise NoteError(f"{rel}: bytes do not round-trip through UTF-8; not rewriting it")
     try:
         new_text = splice(text, block)
+        current = block_text(text)
     except BlockError as error:
         raise BlockError(f"{rel}: {error}") from None
     if new_text == text:
         return None
+    if guard is not None and current is not None:
+        guard(current)
     return WritePlan(rel, path, data, new_text.encode("utf-8"), info.st_mtime_ns, info.st_size)
 
 
@@ -258,9 +262,10 @@ class WriteResult:
     sha256: str = ""  # hash of the bytes written (status "written"), to spot our own write
 
 
-def write_block(root: Path, rel: str, block: str, dry_run: bool = False) -> WriteResult:
-    """Put `block` into note `rel` (\"\" removes it); with dry_run only return the diff."""
-    plan = plan_write(root, rel, block)
+def write_block(root: Path, rel: str, block: str, dry_run: bool = False, guard=None) -> WriteResult:
+    """Put `block` into note `rel` (\"\" removes it); with dry_run only return the diff.
+    `guard`: see `plan_write`."""
+    plan = plan_write(root, rel, block, guard)
     if plan is None:
         return WriteResult(rel, "unchanged")
     if dry_run:
