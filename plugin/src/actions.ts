@@ -5,7 +5,7 @@
  */
 import { App, FileSystemAdapter, MarkdownView, Notice, TFile, normalizePath } from "obsidian";
 import { LenslinkClient, errorMessage, isDaemonError } from "./api";
-import { BlockError, minimalEdit, relinkBlock, splice } from "./block";
+import { BlockError, handEdited, minimalEdit, relinkBlock, splice } from "./block";
 import { ConfirmModal, LensSuggestModal, lensChoices } from "./modals";
 import { startCommand } from "./state";
 
@@ -13,7 +13,7 @@ import { startCommand } from "./state";
 const PLAN_CONCURRENCY = 8;
 const OPT_OUT = new Set(["false", "no", "off"]);
 
-export type ApplyOutcome = "written" | "unchanged";
+export type ApplyOutcome = "written" | "unchanged" | "edited";
 
 interface PlannedNote {
 	file: TFile;
@@ -62,13 +62,15 @@ export class Actions {
 	/**
 	 * Put `block` into `file`. An open note is edited in its editor (one minimal change:
 	 * cursor, undo and unsaved typing survive); a closed one through `Vault.process`.
-	 * Either way Obsidian makes the change, so it never reports a conflict.
+	 * Either way Obsidian makes the change, so it never reports a conflict. A block edited
+	 * by hand is left as it is ("edited") unless `force`.
 	 */
-	async applyBlock(file: TFile, block: string): Promise<ApplyOutcome> {
+	async applyBlock(file: TFile, block: string, force = false): Promise<ApplyOutcome> {
 		const view = this.editorFor(file);
 		if (view) {
 			const editor = view.editor;
 			const before = editor.getValue();
+			if (!force && handEdited(before, block)) return "edited";
 			const after = splice(before, block);
 			if (after === before) return "unchanged";
 			const edit = minimalEdit(before, after);
@@ -77,8 +79,16 @@ export class Actions {
 		}
 		const current = await this.app.vault.read(file);
 		if (splice(current, block) === current) return "unchanged";
-		await this.app.vault.process(file, (data) => splice(data, block));
-		return "written";
+		if (!force && handEdited(current, block)) return "edited";
+		let edited = false;
+		await this.app.vault.process(file, (data) => {
+			if (!force && handEdited(data, block)) {
+				edited = true;  // edited meanwhile: leave it
+				return data;
+			}
+			return splice(data, block);
+		});
+		return edited ? "edited" : "written";
 	}
 
 	/** Whether the note's frontmatter says `lenslink: false` (or no/off). */
@@ -87,15 +97,17 @@ export class Actions {
 		return value === false || (typeof value === "string" && OPT_OUT.has(value.trim().toLowerCase()));
 	}
 
-	async updateNote(file: TFile): Promise<void> {
+	async updateNote(file: TFile, force = false): Promise<void> {
 		if (this.optedOut(file)) {
 			new Notice(`${file.basename} opted out of lenslink (lenslink: false in its frontmatter).`);
 			return;
 		}
 		await this.run(async () => {
-			const outcome = await this.applyBlock(file, await this.renderedBlock(file));
+			const outcome = await this.applyBlock(file, await this.renderedBlock(file), force);
 			new Notice(outcome === "written" ? `Updated the related notes of ${file.basename}.`
-				: `The related notes of ${file.basename} are up to date.`);
+				: outcome === "edited" ? `The related notes block of ${file.basename} was edited by ` +
+					"hand, so it was left as it is. To replace it, run \"Replace an edited related notes block\"."
+				: `The related notes of ${file.basename} are up to date.`, outcome === "edited" ? 10000 : 4000);
 		});
 	}
 
@@ -200,6 +212,7 @@ export class Actions {
 					const view = this.editorFor(file);
 					const text = view ? view.editor.getValue() : await this.app.vault.cachedRead(file);
 					if (splice(text, block) === text) plan.unchanged++;
+					else if (handEdited(text, block)) plan.skipped.push({ path: file.path, reason: "edited by hand" });
 					else plan.change.push({ file, block });
 				} catch (error) {
 					if (error instanceof BlockError) {

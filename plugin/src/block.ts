@@ -142,6 +142,29 @@ export function currentBlock(text: string): string {
 	return found ? text.slice(found.start, found.end) : "";
 }
 
+const LINK_ITEM = /^- (?:!?\[\[[^[\]\n]+\]\]|\[[^\]\n]*\]\([^)\n]+\))$/;
+
+/**
+ * Whether a block (START through END) looks exactly as lenslink renders blocks: an
+ * optional `## heading`, `*lens*` labels and `- link` lines of one link each. A block a
+ * person edited (a comment, a line of text, words after a link) is not, and is left
+ * alone unless taken over. Same rule as `lenslink.block.is_rendered`.
+ */
+export function isRendered(block: string): boolean {
+	const lines = splitLines(block).map(withoutEnding);
+	if (lines.length < 2 || lines[0] !== START || lines[lines.length - 1] !== END) return false;
+	let inner = lines.slice(1, -1);
+	if (inner.length && inner[0].startsWith("## ")) inner = inner.slice(1);
+	return inner.every((line) => LINK_ITEM.test(line) ||
+		(line.length > 2 && line.startsWith("*") && line.endsWith("*")));
+}
+
+/** Whether putting `block` into `text` would replace a block someone edited by hand. */
+export function handEdited(text: string, block: string): boolean {
+	const current = currentBlock(text);
+	return current !== "" && !isRendered(current) && splice(text, block) !== text;
+}
+
 /** The block plus the separator appending added, when the block ends the text. */
 function removalSpan(text: string, block: BlockSpan): BlockSpan {
 	let start = block.start;

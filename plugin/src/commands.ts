@@ -22,6 +22,17 @@ export function registerCommands(plugin: LenslinkPlugin): void {
 	});
 
 	plugin.addCommand({
+		id: "take-over-block",
+		name: "Replace an edited related notes block in current note",
+		checkCallback: (checking) => {
+			const file = actions.activeNote();
+			if (!file) return false;
+			if (!checking) void actions.updateNote(file, true);
+			return true;
+		},
+	});
+
+	plugin.addCommand({
 		id: "update-all-blocks",
 		name: "Update related notes blocks in all notes",
 		callback: () => void actions.updateAll(),

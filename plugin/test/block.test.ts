@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { BlockError, END, START, blockTargets, currentBlock, findBlock, linkTarget, minimalEdit, relinkBlock, splice } from "../src/block";
+import {
+	BlockError, END, START, blockTargets, currentBlock, findBlock, handEdited, isRendered, linkTarget,
+	minimalEdit, relinkBlock, splice,
+} from "../src/block";
 
 const BLOCK = `${START}\n## Related notes\n*topic*\n- [[Sourdough]]\n- [[Fermentation]]\n${END}\n`;
 const NEWER = `${START}\n## Related notes\n*topic*\n- [[Bread]]\n${END}\n`;
@@ -87,6 +90,25 @@ describe("splice", () => {
 	it("only accepts rendered blocks", () => {
 		assert.throws(() => splice("x\n", "- [[X]]\n"), /rendered lenslink block/);
 		assert.throws(() => splice("x\n", `${START}\n${START}\n${END}\n`), /rendered lenslink block/);
+	});
+});
+
+describe("hand edits", () => {
+	it("knows lenslink's own form from a block a person edited", () => {
+		const ours = `${START}\n## Related notes\n*topic*\n- [[A]]\n- [B](B.md)\n${END}\n`;
+		assert.equal(isRendered(ours), true);
+		assert.equal(isRendered(ours.replace("- [[A]]", "- [[A]] is where it started")), false);
+		assert.equal(isRendered(ours.replace(END, `my remark\n${END}`)), false);
+		assert.equal(isRendered(ours.replace(/\n/g, "\r\n")), true);
+	});
+	it("leaves an edited block alone and replaces a rendered one", () => {
+		const block = `${START}\n- [[New]]\n${END}\n`;
+		const rendered = `note\n\n${START}\n- [[Old]]\n${END}\n`;
+		const edited = `note\n\n${START}\n- [[Old]] (keep this)\n${END}\n`;
+		assert.equal(handEdited(rendered, block), false);
+		assert.equal(handEdited(edited, block), true);
+		assert.equal(handEdited("no block yet\n", block), false);
+		assert.equal(handEdited(`note\n\n${block}`, block), false);  // unchanged: nothing to refuse
 	});
 });
 

@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { BlockError, END, START, splice } from "../src/block";
+import { BlockError, END, START, isRendered, splice } from "../src/block";
 import { findLenslink, pythonBeside } from "./helpers";
 
 const PLUGIN_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -100,5 +100,27 @@ describe("splice parity with the daemon", () => {
 		});
 		t.diagnostic(`${cases.length} cases, ${refusals} refused by both`);
 		assert.ok(refusals > 0 && refusals < cases.length / 2, `${refusals} refusals: the generator should mix both`);
+	});
+
+	it("tells a hand-edited block from a rendered one as lenslink.block.is_rendered does", () => {
+		const lenslink = findLenslink(PLUGIN_DIR);
+		const python = lenslink ? pythonBeside(lenslink) : null;
+		if (!python) throw new Error("no Python beside a lenslink executable");
+		const inner = ["## Related notes", "*topic*", "- [[A note]]", "- [[a/b|B]]", "- ![[img.png]]",
+			"- [A](A.md)", "- [A b](a%20b.md)", "- [[A]] and my words", "my own line", "%% comment %%",
+			"", "**", "*x*", "- [[A]] [[B]]", "- [A](a.md) extra", "## Heading again", "-  [[A]]"];
+		const next = random(7);
+		const blocks: string[] = [];
+		for (let i = 0; i < 400; i++) {
+			const lines = Array.from({ length: Math.floor(next() * 5) }, () => inner[Math.floor(next() * inner.length)]);
+			const ending = ["\n", "\r\n", "\r"][Math.floor(next() * 3)];
+			blocks.push([START, ...lines, END].join(ending) + (next() < 0.5 ? ending : ""));
+		}
+		const expected = JSON.parse(execFileSync(python, ["-c",
+			"import json,sys\nfrom lenslink.block import is_rendered\n" +
+			"json.dump([is_rendered(b) for b in json.load(sys.stdin)], sys.stdout)"],
+		{ input: JSON.stringify(blocks), encoding: "utf8" })) as boolean[];
+		blocks.forEach((block, i) => assert.equal(isRendered(block), expected[i], JSON.stringify(block)));
+		assert.ok(expected.some((x) => x) && expected.some((x) => !x));
 	});
 });
