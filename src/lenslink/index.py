@@ -24,7 +24,7 @@ from .links import parse_links
 from .rewrite import Rewriter, prompt_hash
 from .store import PENDING, NoteRow, Store
 
-PARSER_VERSION = "5"
+PARSER_VERSION = "6"
 LEX_CHARS = 100_000
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -174,16 +174,17 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
         if note.opted_out:
             report.opted_out += 1
     keys = boilerplate.note_keys(note.clean_text)
-    note = dataclasses.replace(note, clean_text=boilerplate.strip(note.clean_text, common))
-    chunks = [] if note.opted_out else lens_chunks(note, config.lenses)
+    # Boilerplate is left out of what is embedded; lexical signals keep every line (idf
+    # already discounts words that are everywhere, and a line like ```rust says something).
+    embedded = dataclasses.replace(note, clean_text=boilerplate.strip(note.clean_text, common))
+    chunks = [] if note.opted_out else lens_chunks(embedded, config.lenses)
     if known:
         old_hashes |= store.chunk_hashes([rel])
     # Tags carry a vault's concept hierarchy (`computing/cpp/coroutine`): lexical signals
     # and title/alias mentions read them with the names (measured in docs/quality.md).
     names = [note.title, *note.aliases, " ".join(note.tags)]
     lex = "" if note.opted_out else "\n".join([*names, note.clean_text])[:LEX_CHARS]
-    query = "" if note.opted_out else "\n".join(
-        [*names, boilerplate.strip(bare_text(note.body), common)])[:LEX_CHARS]
+    query = "" if note.opted_out else "\n".join([*names, bare_text(note.body)])[:LEX_CHARS]
     store.put_note(NoteRow(
         path=rel, title=note.title, folder=note.folder, content_hash=note.content_hash,
         mtime_ns=note.mtime_ns, size=note.size, signature=signature,

@@ -64,6 +64,7 @@ class Graph:
     def __init__(self, n: int, out: dict[int, set[int]]):
         self.n = n
         self.out = out
+        self.linked = np.array(sorted(s for s, ts in out.items() if ts), dtype=np.int64)
         self.indegree = np.zeros(n)
         for targets in out.values():
             for t in targets:
@@ -82,6 +83,46 @@ class PairFeatures:
         self.index = index
         self.view = view
         self.projection = projection
+        self._scores: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._mentioned_by: dict[int, set[int]] | None = None
+
+    @property
+    def projection(self) -> Projection | None:
+        return self._projection
+
+    @projection.setter
+    def projection(self, value: Projection | None) -> None:
+        self._projection = value
+        self._uq = self._uk = None  # every lens note projected, on first use
+
+    def _projected(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._uq is None:
+            c = self.view.centred
+            self._uq, self._uk = c @ self._projection.q.T, c @ self._projection.k.T
+        return self._uq, self._uk
+
+    def prefetch(self, queries: list[int]) -> None:
+        """Dense and raw cosines of many queries at once (one matrix product, not one
+        per query: much faster); `base_scores` then uses them once each."""
+        v = self.view
+        for start in range(0, len(queries), 256):
+            batch = list(queries[start:start + 256])
+            dense, raw = v.centred[batch] @ v.centred.T, v.raw[batch] @ v.raw.T
+            for k, i in enumerate(batch):
+                self._scores[i] = (dense[k], raw[k])
+
+    def index_mentions(self) -> None:
+        """Which notes mention which, for every note at once (training asks for most)."""
+        by: dict[int, set[int]] = {}
+        for r in self.view.rows.tolist():
+            for m in self.index.mentioned_rows(r):
+                by.setdefault(m, set()).add(r)
+        self._mentioned_by = by
+
+    def _mentions_note(self, row: int, target: int) -> bool:
+        if self._mentioned_by is not None:
+            return row in self._mentioned_by.get(target, ())
+        return self.index.mentions_note(row, target)
 
     def mentions(self, i: int) -> set[int]:
         """Lens notes whose title or alias lens note i's text mentions."""
@@ -95,6 +136,9 @@ class PairFeatures:
         """(centred cosine, raw cosine, tf-idf) of lens note i to every lens note."""
         v = self.view
         lexical = self.index.lexical(int(v.rows[i]))[v.rows]
+        if i in self._scores:
+            dense, raw = self._scores.pop(i)
+            return dense, raw, lexical
         return v.centred @ v.centred[i], v.raw @ v.raw[i], lexical
 
     def candidates(self, i: int, graph: Graph, dense, lexical, allowed: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -119,7 +163,7 @@ class PairFeatures:
         """The query's most similar linked notes vote for their link targets."""
         n = len(similarity)
         vsum, vmax = np.zeros(n), np.zeros(n)
-        linked = np.array([s for s, t in graph.out.items() if t and s != i], dtype=np.int64)
+        linked = graph.linked[graph.linked != i]
         if len(linked) == 0:
             return vsum, vmax
         sims = similarity[linked]
@@ -134,8 +178,11 @@ class PairFeatures:
 
     def matrix(self, i: int, cand: np.ndarray, graph: Graph, dense, raw, lexical, extra) -> np.ndarray:
         v = self.view
-        proj = (self.projection.scores(v.centred[i], v.centred[cand])
-                if self.projection is not None else np.zeros(len(cand)))
+        if self.projection is not None:
+            uq, uk = self._projected()
+            proj = uk[cand] @ uq[i]
+        else:
+            proj = np.zeros(len(cand))
         query = self._note(i)
         tags_q = set(query.tags)
         others = [self._note(j) for j in cand]
@@ -143,7 +190,7 @@ class PairFeatures:
         cols = {
             "dense": dense[cand], "raw": raw[cand], "proj": proj, "lexical": lexical[cand],
             "mention": extra["mention"][cand],
-            "mentioned_by": np.array([float(self.index.mentions_note(int(v.rows[j]), int(v.rows[i])))
+            "mentioned_by": np.array([float(self._mentions_note(int(v.rows[j]), int(v.rows[i])))
                                       for j in cand]),
             "shared_tags": np.log1p(shared),
             "same_folder": np.array([o.folder == query.folder for o in others], dtype=float),
@@ -210,10 +257,31 @@ def log_loss(p: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+def nearest_candidates(view, sources, count: int = 20) -> dict[int, np.ndarray]:
+    """Each source's `count` nearest candidates by centred cosine (batched, argpartition)."""
+    v = view.centred.astype(np.float32)
+    cands = np.flatnonzero(view.candidates)
+    out: dict[int, np.ndarray] = {}
+    sources = np.unique(np.asarray(list(sources), dtype=np.int64))
+    take = min(count, len(cands))
+    for start in range(0, len(sources), 512):
+        batch = sources[start:start + 512]
+        sims = v[batch] @ v[cands].T
+        if take == 0:
+            break
+        top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+        order = np.take_along_axis(sims, top, axis=1).argsort(axis=1)[:, ::-1]
+        for s, row in zip(batch.tolist(), np.take_along_axis(top, order, axis=1)):
+            out[s] = cands[row]
+    return out
+
+
 def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
-                     epochs: int = 40, lr: float = 0.05, check=None) -> Projection | None:
+                     epochs: int = 40, lr: float = 0.05, check=None,
+                     nearest: dict[int, np.ndarray] | None = None) -> Projection | None:
     """Fit Q, K (k x d) with the logistic loss on sigma(s * (Q v_a).(K v_b) + c):
-    positives are linked pairs, negatives half the nearest unlinked, half random."""
+    positives are linked pairs, negatives half the nearest unlinked, half random.
+    `nearest` (from `nearest_candidates`) may be shared between calls on one view."""
     pairs = [(s, t) for s, ts in graph.out.items() for t in ts]
     if len(pairs) < 20:
         return None
@@ -227,8 +295,8 @@ def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
     src = np.array([s for s, _ in pairs])
     pos = np.array([t for _, t in pairs])
     # hard negatives: among each source's 20 nearest candidates, one it does not link
-    sims = v[np.unique(src)] @ v[cands].T
-    nearest = {int(s): cands[np.argsort(-row)[:20]] for s, row in zip(np.unique(src), sims)}
+    if nearest is None or not set(np.unique(src).tolist()) <= nearest.keys():
+        nearest = nearest_candidates(view, src)
     hard = []
     for s in src:
         choices = [c for c in nearest[int(s)] if c != s and c not in graph.out.get(int(s), ())]
@@ -270,9 +338,11 @@ def _principal_axes(v: np.ndarray, k: int, rng) -> np.ndarray:
 
 
 def _sum_rows(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Rows of `values` summed by `index` into an (n, k) array (np.add.at, but fast)."""
-    return np.stack([np.bincount(index, weights=values[:, j], minlength=n)
-                     for j in range(values.shape[1])], axis=1).astype(np.float32)
+    """Rows of `values` summed by `index` into an (n, k) array (np.add.at, but fast):
+    one bincount over the flattened (row, column) cells."""
+    k = values.shape[1]
+    cells = (index[:, None] * k + np.arange(k)).ravel()
+    return np.bincount(cells, weights=values.ravel(), minlength=n * k).reshape(n, k).astype(np.float32)
 
 
 def training_set(index, view, graph: Graph, folds: int, seed: int, with_projection: bool,
@@ -283,12 +353,16 @@ def training_set(index, view, graph: Graph, folds: int, seed: int, with_projecti
     xs, ys, fold_of = [], [], []
     asymmetric = view.lens.source != view.lens.candidates
     features = PairFeatures(index, view)
+    features.index_mentions()
+    nearest = nearest_candidates(view, queries) if with_projection else None
     for f in range(folds):
         fold = set(queries[f::folds])
         visible = graph.without(fold)
-        features.projection = (train_projection(view, visible, asymmetric, seed, check=check)
-                               if with_projection else None)
-        for q in sorted(fold):
+        features.projection = (train_projection(view, visible, asymmetric, seed, check=check,
+                                                nearest=nearest) if with_projection else None)
+        for n, q in enumerate(sorted(fold)):
+            if n % 256 == 0:
+                features.prefetch(sorted(fold)[n:n + 256])  # bounded memory
             if check:
                 check()
             cand, x = features.query(q, visible, view.candidates)
@@ -334,7 +408,8 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
     mean, std = x.mean(0), x.std(0) + 1e-6
     w, b = fit_logistic((x - mean) / std, y)
     asymmetric = view.lens.source != view.lens.candidates
-    proj = train_projection(view, graph, asymmetric, seed, check=check) if with_projection else None
+    proj = (train_projection(view, graph, asymmetric, seed, check=check,
+                             nearest=nearest_candidates(view, graph.out)) if with_projection else None)
     report["weights"] = {f: round(float(v), 4) for f, v in zip(FEATURES, w)}
     return Model(mean=mean, std=std, weights=w, bias=b, projection=proj, report=report)
 
