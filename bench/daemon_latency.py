@@ -163,7 +163,8 @@ def expected_hashes(vault_dir: Path, paths: list[str], vault: Vault) -> set[str]
     common = index_mod._boilerplate(vault.store)
     for rel in paths:
         note = notes_mod.read_note(vault_dir, rel)
-        note = dataclasses.replace(note, clean_text=boilerplate.strip(note.clean_text, common))
+        note = dataclasses.replace(note, clean_text=boilerplate.strip(
+            note.clean_text, common.get(note.folder, frozenset())))
         meta = index_mod.note_meta(note)
         out |= {index_mod.text_hash(t) for lens in vault.config.lenses if lens.applies(meta)
                 for t in lens.texts(note)}

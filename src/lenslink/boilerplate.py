@@ -2,18 +2,26 @@
 queries, daily-note scaffolding such as `## Tasks`) say nothing about what a note is
 about, so they are left out of what is embedded and compared.
 
-Each note's distinct lines are kept as 64-bit keys (normalised: lower case, single
-spaces); a line found in at least `MIN_NOTES` notes is boilerplate. The set is
-recomputed on full syncs only, so that one edit never changes other notes' texts.
+Templates belong to kinds of notes, and kinds of notes live in folders (`daily/`,
+`meetings/`, `people/`): a line is boilerplate in a folder when it is found in at least
+`MIN_NOTES` of the folder's notes and in at least `MIN_SHARE` of them. (A vault-wide
+count would also drop lines such as "```rust" that a few dozen notes share because of
+what they are about.) Each note's distinct lines are kept as 64-bit keys (normalised:
+lower case, single spaces). The sets are recomputed on full syncs only, so that one edit
+never changes other notes' texts. Lexical signals keep every line; only what is
+embedded leaves boilerplate out.
 """
 from __future__ import annotations
 
 import hashlib
+import json
+import posixpath
 from typing import Iterable
 
 import numpy as np
 
-MIN_NOTES = 5      # a line in this many notes is boilerplate (a template's, usually)
+MIN_NOTES = 5      # a line in this many notes of a folder ...
+MIN_SHARE = 0.2    # ... and in this share of them is boilerplate there
 MIN_CHARS = 3      # shorter lines ("-", "---") are left alone: they carry no words anyway
 
 
@@ -40,14 +48,51 @@ def strip(text: str, boilerplate: frozenset[int]) -> str:
                    if line_key(line) not in boilerplate)
 
 
-def frequent(per_note: Iterable[np.ndarray], min_notes: int | None = None) -> frozenset[int]:
-    """Keys found in at least `min_notes` (default MIN_NOTES) of the notes' key arrays."""
+Boilerplate = dict[str, frozenset[int]]  # folder -> boilerplate line keys there
+
+
+def frequent(per_note: Iterable[tuple[str, np.ndarray]], min_notes: int | None = None,
+             min_share: float | None = None) -> Boilerplate:
+    """{folder: keys} of the lines found in at least `min_notes` (default MIN_NOTES) and
+    `min_share` (default MIN_SHARE) of the folder's notes, from (note path, keys) pairs."""
     min_notes = MIN_NOTES if min_notes is None else min_notes
-    arrays = [a for a in per_note if len(a)]
-    if not arrays:
-        return frozenset()
-    keys, counts = np.unique(np.concatenate(arrays), return_counts=True)
-    return frozenset(keys[counts >= min_notes].tolist())
+    min_share = MIN_SHARE if min_share is None else min_share
+    by_folder: dict[str, list[np.ndarray]] = {}
+    for path, keys in per_note:
+        by_folder.setdefault(posixpath.dirname(path), []).append(keys)
+    out: Boilerplate = {}
+    for folder, arrays in by_folder.items():
+        need = max(min_notes, min_share * len(arrays))
+        if len(arrays) < need:
+            continue
+        keys, counts = np.unique(np.concatenate(arrays), return_counts=True)
+        common = frozenset(keys[counts >= need].tolist())
+        if common:
+            out[folder] = common
+    return out
+
+
+def dumps(boilerplate: Boilerplate) -> str:
+    return json.dumps({f: sorted(k) for f, k in sorted(boilerplate.items())})
+
+
+def loads(value: str | None) -> Boilerplate:
+    try:
+        data = json.loads(value or "{}")
+    except ValueError:
+        return {}
+    return {str(f): frozenset(int(k) for k in keys) for f, keys in data.items()} \
+        if isinstance(data, dict) else {}
+
+
+def flipped(old: Boilerplate, new: Boilerplate) -> dict[str, np.ndarray]:
+    """{folder: keys} whose boilerplate status differs between `old` and `new`."""
+    out = {}
+    for folder in set(old) | set(new):
+        diff = old.get(folder, frozenset()) ^ new.get(folder, frozenset())
+        if diff:
+            out[folder] = np.array(sorted(diff), dtype=np.int64)
+    return out
 
 
 def to_blob(keys: np.ndarray) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,7 +25,7 @@ from .links import parse_links
 from .rewrite import Rewriter, prompt_hash
 from .store import PENDING, NoteRow, Store
 
-PARSER_VERSION = "6"
+PARSER_VERSION = "7"
 LEX_CHARS = 100_000
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -105,12 +106,12 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
             report.changed.append(rel)
         progress("read", done, len(todo))
     if paths is None:  # a full sync: the notes whose boilerplate lines changed are read again
-        now = boilerplate.frequent(boilerplate.from_blob(b) for _, b in store.line_keys())
+        now = boilerplate.frequent((p, boilerplate.from_blob(b)) for p, b in store.line_keys())
         if now != common:
-            store.set_meta("boilerplate", ",".join(map(str, sorted(now))))
-            flipped = np.array(sorted(now ^ common), dtype=np.int64)
-            again = [p for p, b in store.line_keys()
-                     if np.isin(boilerplate.from_blob(b), flipped).any()]
+            store.set_meta("boilerplate", boilerplate.dumps(now))
+            changed = boilerplate.flipped(common, now)
+            again = [p for p, b in store.line_keys() if posixpath.dirname(p) in changed
+                     and np.isin(boilerplate.from_blob(b), changed[posixpath.dirname(p)]).any()]
             states = store.note_states()
             for done, rel in enumerate(again, 1):
                 if _sync_note(root, rel, states.get(rel), signature, config, store, report,
@@ -135,15 +136,14 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     return report
 
 
-def _boilerplate(store: Store) -> frozenset[int]:
-    """The boilerplate line keys the stored texts were made with."""
-    value = store.get_meta("boilerplate") or ""
-    return frozenset(int(k) for k in value.split(",") if k)
+def _boilerplate(store: Store) -> boilerplate.Boilerplate:
+    """The boilerplate line keys (per folder) the stored texts were made with."""
+    return boilerplate.loads(store.get_meta("boilerplate"))
 
 
 def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
                store: Store, report: SyncReport, old_hashes: set[str],
-               common: frozenset[int] = frozenset(), force: bool = False) -> bool:
+               common: boilerplate.Boilerplate | None = None, force: bool = False) -> bool:
     """Parse and store one note if it changed (or if `force`d); True when the store
     changed. Lines in `common` (boilerplate) are left out of its texts."""
     try:
@@ -176,7 +176,8 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
     keys = boilerplate.note_keys(note.clean_text)
     # Boilerplate is left out of what is embedded; lexical signals keep every line (idf
     # already discounts words that are everywhere, and a line like ```rust says something).
-    embedded = dataclasses.replace(note, clean_text=boilerplate.strip(note.clean_text, common))
+    lines = (common or {}).get(note.folder, frozenset())
+    embedded = dataclasses.replace(note, clean_text=boilerplate.strip(note.clean_text, lines))
     chunks = [] if note.opted_out else lens_chunks(embedded, config.lenses)
     if known:
         old_hashes |= store.chunk_hashes([rel])
