@@ -145,15 +145,20 @@ def test_atomic_write_keeps_permissions_and_leaves_no_temp_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["n.md"]
 
 
-def test_failed_replace_cleans_up_the_temp_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("swap", ["exchange", "replace"])
+def test_failed_replace_cleans_up_the_temp_file(tmp_path, monkeypatch, swap):
     path = _note(tmp_path, "n.md", b"text\n")
     seen: list[str] = []
 
-    def failing_replace(src, dst):
+    def failing(src, dst, *rest):
         seen.append(os.path.basename(src))
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(writeback.os, "replace", failing_replace)
+    if swap == "exchange":
+        monkeypatch.setattr(writeback, "_exchange", failing)
+    else:  # where there is no atomic exchange
+        monkeypatch.setattr(writeback, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(writeback.os, "replace", failing)
     with pytest.raises(NoteError, match="cannot write"):
         write_block(tmp_path, "n.md", BLOCK)
     assert seen and seen[0].startswith(".n.md.") and seen[0].endswith(".lenslink.tmp")
@@ -269,3 +274,41 @@ def test_markdown_links_encode_spaces():
     assert relative.format_link("Inbox/Idea one.md", "Projects/Plan.md", names) == (
         "[Idea one](../Inbox/Idea%20one.md)"
     )
+
+
+def test_a_save_in_the_last_instant_is_put_back_not_overwritten(tmp_path, monkeypatch):
+    """The note is saved by someone between lenslink's last check and its swap: the swap
+    displaces their version, which is noticed and put back."""
+    from lenslink import writeback
+    if writeback._renameat2 is None:
+        pytest.skip("no renameat2 here")
+    note = tmp_path / "n.md"
+    note.write_text("mine\n", encoding="utf-8")
+    real = writeback._exchange
+    calls = []
+
+    def racing(a, b):
+        if not calls:
+            Path(b).write_text("mine\nand a line typed just now\n", encoding="utf-8")
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(writeback, "_exchange", racing)
+    with pytest.raises(WriteConflict, match="changed while it was written"):
+        write_block(tmp_path, "n.md", BLOCK)
+    assert note.read_text(encoding="utf-8") == "mine\nand a line typed just now\n"
+    assert len(calls) == 2  # swapped in, then theirs swapped back
+    assert [p.name for p in tmp_path.iterdir()] == ["n.md"]
+
+
+def test_temp_files_of_a_killed_write_are_removed_by_the_next_full_sync(tiny_vault, tmp_path,
+                                                                        fake_embedder):
+    from lenslink.vault import Vault
+    root = tiny_vault({"a.md": "alpha\n", "sub/b.md": "beta\n"})
+    (root / ".a.md.x1y2.lenslink.tmp").write_text("half")
+    (root / "sub/.b.md.zz.lenslink.tmp").write_text("half")
+    (root / ".keep.md.tmp").write_text("not ours")
+    with Vault(root, db=tmp_path / "i.db", embedder="fake") as vault:
+        report = vault.index()
+    assert sorted(p.name for p in root.rglob("*") if p.is_file()) == [".keep.md.tmp", "a.md", "b.md"]
+    assert sum("temp file left by an interrupted write" in m for _, m in report.problems) == 2

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import boilerplate
 from . import notes as notes_mod
+from . import writeback
 from .errors import NoteError, RewriteError, RewriteRejected
 from .lenses import Lens, NoteMeta, RewriteSettings, VaultConfig
 from .links import parse_links
@@ -87,6 +88,10 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     progress = progress or (lambda stage, done, total: None)
     if rebuild:
         store.reset()
+    if paths is None:  # what a killed write left beside the notes
+        for temp in writeback.remove_stale_temp_files(root):
+            report.problems.append(("", f"removed a temp file left by an interrupted write: "
+                                        f"{temp.relative_to(root).as_posix()}"))
     scan = notes_mod.scan_vault(root, config.exclude)
     found = list(scan.paths)
     report.problems += list(scan.problems)  # (path, message) pairs already

@@ -1,13 +1,17 @@
 """Write the managed block into notes: safe paths, link style, plan, diff and atomic apply.
 
 Everything outside the block is kept byte for byte (BOM, CRLF, frontmatter, a missing
-final newline). A write re-checks the file's hash just before `os.replace`, so an edit
-made after we read the note is never overwritten.
+final newline). A write re-checks the file's hash just before swapping the new file in,
+so an edit made after we read the note is never overwritten. On Linux the swap is an
+atomic exchange (renameat2 RENAME_EXCHANGE): the version it displaced is checked once
+more, and put back if someone saved the note in between; elsewhere it is `os.replace`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -207,7 +211,9 @@ def apply(plan: WritePlan) -> None:
 
     The new bytes go to a hidden temp file beside the note (`.<name>.*.lenslink.tmp`),
     are fsynced and get the note's permission bits; then the note is re-read and compared
-    by hash, and `os.replace` swaps the temp file in. The temp file never outlives a failure.
+    by hash, and the temp file is swapped in (see the module docstring). The temp file
+    never outlives a failure; one left by a killed process is removed by the next full
+    sync (`remove_stale_temp_files`).
     """
     folder, name = plan.path.parent, plan.path.name
     try:
@@ -226,7 +232,14 @@ def apply(plan: WritePlan) -> None:
             raise WriteConflict(f"{plan.rel}: note vanished since it was read") from None
         if _sha256(current) != plan.original_sha256:
             raise WriteConflict(f"{plan.rel}: note changed since it was read; not written")
-        os.replace(temp, plan.path)
+        if _exchange(temp, str(plan.path)):
+            # `temp` now holds what we displaced: someone's save in the last instant?
+            if _sha256(Path(temp).read_bytes()) != plan.original_sha256:
+                _exchange(temp, str(plan.path))  # theirs goes back
+                raise WriteConflict(f"{plan.rel}: note changed while it was written; not written")
+            os.unlink(temp)
+        else:
+            os.replace(temp, plan.path)
     except BaseException as error:
         try:
             os.unlink(temp)
@@ -236,6 +249,38 @@ def apply(plan: WritePlan) -> None:
             raise NoteError(f"{plan.rel}: cannot write ({error.strerror or error})") from error
         raise
     _fsync_folder(folder)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+_renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None) if os.name == "posix" else None
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where that is not supported."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), b)
+
+
+def remove_stale_temp_files(root: Path) -> list[Path]:
+    """Delete temp files a killed lenslink left beside notes (`.<name>.*.lenslink.tmp`)."""
+    removed = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in (".git", ".obsidian", ".trash")]
+        for name in files:
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                path = Path(folder) / name
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except OSError:
+                    pass
+    return removed
 
 
 def _fsync_folder(folder: Path) -> None:
