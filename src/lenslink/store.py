@@ -20,6 +20,7 @@ import numpy as np
 import sqlite_utils
 
 from .errors import StoreError
+from .faults import crash_point
 
 MIGRATIONS = [
     # 1: the initial schema
@@ -174,6 +175,7 @@ class Store:
                 " VALUES (?,?,?,?,?,?)",
                 [(row.path, lens, i, h, text, original) for lens, i, h, text, original in chunks])
             self.db.execute("DELETE FROM failures WHERE path=?", [row.path])
+            crash_point("store.put_note")  # mid-transaction (crash tests)
 
     def touch_note(self, path: str, mtime_ns: int, size: int, content_hash: str | None = None) -> None:
         with self.db.conn:
@@ -304,6 +306,7 @@ class Store:
             self.db.conn.executemany(
                 "INSERT OR REPLACE INTO vectors (embedder, text_hash, vector) VALUES (?,?,?)",
                 [(embedder_id, h, v.tobytes()) for h, v in zip(hashes, vectors)])
+            crash_point("store.put_vectors")
 
     def lens_vectors(self, embedder_id: str, lens: str, paths: Iterable[str] | None = None,
                      ) -> tuple[list[str], list[int], list[str], np.ndarray]:
@@ -419,6 +422,7 @@ class Store:
         with self.db.conn:
             self.db.execute("INSERT OR REPLACE INTO written (path, block_hash, file_hash, at)"
                             " VALUES (?,?,?,?)", [path, block_hash, file_hash, time.time()])
+            crash_point("store.remember_write")
 
     def put_model(self, lens: str, embedder_id: str, signature: str, params: dict, blob: bytes) -> None:
         with self.db.conn:

@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from lenslink.block import block_text, render_block, splice, split_lines
 from lenslink.errors import BlockError, NoteError, UnsafePathError, WriteConflict
+from lenslink.faults import crash_point
 
 __all__ = [
     "LinkStyle", "WritePlan", "WriteResult", "apply", "count_names", "plan_write",
@@ -225,6 +226,7 @@ def apply(plan: WritePlan) -> None:
             out.write(plan.new)
             out.flush()
             os.fsync(out.fileno())
+        crash_point("write.temp_written")
         try:
             os.chmod(temp, stat.S_IMODE(os.stat(plan.path).st_mode))
             current = plan.path.read_bytes()
@@ -237,6 +239,7 @@ def apply(plan: WritePlan) -> None:
             if _sha256(Path(temp).read_bytes()) != plan.original_sha256:
                 _exchange(temp, str(plan.path))  # theirs goes back
                 raise WriteConflict(f"{plan.rel}: note changed while it was written; not written")
+            crash_point("write.swapped")
             os.unlink(temp)
         else:
             os.replace(temp, plan.path)
