@@ -163,9 +163,10 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
     try:
         note = notes_mod.read_note(root, rel)
     except NoteError as exc:
+        message = str(exc).removeprefix(f"{rel}: ")  # the path is shown beside it
         report.failed += 1
-        report.problems.append((rel, str(exc)))
-        store.record_failure(rel, str(exc))
+        report.problems.append((rel, message))
+        store.record_failure(rel, message)
         return False
     ours = known and known[3] == signature and store.written_hash(rel) == note.content_hash
     if not force and (ours or (known and known[0] == note.content_hash and known[3] == signature)):

@@ -105,6 +105,12 @@ def scan_vault(root: Path, exclude: Sequence[str] = ()) -> ScanResult:
             if entry.name.startswith("."):
                 continue
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if not _valid_name(entry.name):
+                if entry.is_dir(follow_symlinks=False) or entry.name.lower().endswith(".md"):
+                    shown = entry.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                    problems.append((rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+                                     f"skipped: the name {shown!r} is not valid UTF-8; rename it"))
+                continue
             try:
                 if entry.is_symlink():
                     is_dir = os.path.isdir(entry.path)
@@ -124,6 +130,15 @@ def scan_vault(root: Path, exclude: Sequence[str] = ()) -> ScanResult:
             except OSError as e:
                 problems.append((rel, f"skipped: {e.strerror or e}"))
     return ScanResult(tuple(sorted(found)), tuple(problems))
+
+
+def _valid_name(name: str) -> bool:
+    """Whether a file name decoded cleanly (undecodable bytes become lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _symlink_problem(path: str, real_top: str) -> str | None:

@@ -189,6 +189,8 @@ def plan_write(root: Path, rel: str, block: str, guard=None) -> WritePlan | None
         raise NoteError(f"{rel}: note not found") from None
     except OSError as error:
         raise NoteError(f"{rel}: cannot read ({error.strerror or error})") from None
+    if not info.st_mode & stat.S_IWUSR:
+        raise NoteError(f"{rel}: the note is read-only, so lenslink leaves it alone")
     try:
         text = data.decode("utf-8")  # a BOM stays in the text as U+FEFF
     except UnicodeDecodeError:
