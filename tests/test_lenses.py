@@ -107,6 +107,8 @@ def test_a_mistake_in_the_file_names_the_file_and_the_lens(tmp_path):
     ({"heading": 3}, "heading must be a one-line string"),
     ({"embedder": 5}, "embedder must be a string such as \"minilm\""),
     ({"embedder_options": "x"}, "[embedder_options] must be a table"),
+    ({"writer": 3}, "writer must be the name of the one computer that writes blocks"),
+    ({"writer": " "}, "writer must be the name of the one computer that writes blocks"),
     # placeholders
     ({"lenses": {"a": {"template": "{titel}\n{body}"}}},
      "[lenses.a] template: unknown placeholder {titel}; use {aliases}, {body}, {folder}, {prefix}, {tags}, {title} or {fm[field]}"),

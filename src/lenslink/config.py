@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 from pathlib import Path
 
 import platformdirs
@@ -17,6 +18,12 @@ def data_dir() -> Path:
     """lenslink's own folder (databases, token): $LENSLINK_DATA_DIR or the user data dir."""
     env = os.environ.get(DATA_ENV)
     return Path(env) if env else Path(platformdirs.user_data_dir("lenslink", appauthor=False))
+
+
+def machine_name() -> str:
+    """This computer's name, as `writer` in .lenslink.toml names it ($LENSLINK_MACHINE
+    overrides the host name, e.g. for two daemons on one computer)."""
+    return os.environ.get("LENSLINK_MACHINE") or socket.gethostname()
 
 
 def vault_root(vault: str | os.PathLike) -> Path:

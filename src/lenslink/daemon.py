@@ -113,6 +113,10 @@ class Service:
         if write_policy not in WRITE_POLICIES:
             raise ConfigError(f"write policy must be one of {', '.join(WRITE_POLICIES)}")
         self.vault = Vault(vault, db=db, embedder=embedder)
+        if not self.vault.writes_here and write_policy != "off":
+            log.info("blocks are written by %s (writer in .lenslink.toml): not writing here",
+                     self.vault.config.writer)
+            write_policy = "off"
         self.reader = Store.open(self.vault.db_path)
         self.read_lock = threading.Lock()
         self.lock = threading.RLock()         # everything that writes
@@ -359,6 +363,8 @@ class Service:
                 "block_hash": hashlib.sha256(text.encode()).hexdigest()}
 
     def write(self, path: str, force: bool = False) -> list[dict]:
+        if not self.vault.writes_here:
+            self.vault._check_writer()  # says which computer writes this vault's blocks
         if self.write_policy == "off":
             raise ConfigError("write-back is off for this daemon (start it with --write manual or auto)")
         with self.lock:

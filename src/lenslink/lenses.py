@@ -33,7 +33,7 @@ REWRITE_KEYS = {"prompt", "model", "base_url", "api_key_env", "timeout", "max_re
 # The essay's prompt ("Don't use cosine similarity", section "Rewriting").
 DEFAULT_REWRITE_PROMPT = ("Rewrite the following text in standard English using Markdown. "
                           "Focus on content, ignore style. Limit to 200 words.")
-TOP_KEYS = {"exclude", "heading", "embedder", "embedder_options", "lenses"}
+TOP_KEYS = {"exclude", "heading", "embedder", "embedder_options", "lenses", "writer"}
 
 
 def glob_match(path: str, pattern: str) -> bool:
@@ -236,6 +236,7 @@ class VaultConfig:
     embedder: str = "minilm"
     embedder_options: tuple[tuple[str, Any], ...] = ()
     source: str = "defaults"
+    writer: str | None = None  # the one machine that writes blocks (a synced vault)
 
     def lens(self, name: str | None) -> Lens:
         if name is None:
@@ -293,9 +294,13 @@ def parse_config(data: Mapping[str, Any], where: str = CONFIG_NAME) -> VaultConf
     options = data.get("embedder_options", {})
     if not isinstance(options, dict):
         raise ConfigError(f"{where}: [embedder_options] must be a table")
+    writer = data.get("writer")
+    if writer is not None and (not isinstance(writer, str) or not writer.strip() or "\n" in writer):
+        raise ConfigError(f"{where}: writer must be the name of the one computer that writes "
+                          "blocks, such as \"my-laptop\" (see `lenslink status`)")
     return VaultConfig(lenses=lenses, exclude=tuple(exclude), heading=heading.strip(),
                        embedder=embedder, embedder_options=tuple(sorted(options.items())),
-                       source=where)
+                       source=where, writer=writer.strip() if writer else None)
 
 
 def _parse_lens(name: str, spec: Any, where: str) -> Lens:

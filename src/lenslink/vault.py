@@ -177,6 +177,19 @@ class Vault:
         return self.store.link_count()
 
     # -- write-back ---------------------------------------------------------------
+    @property
+    def writes_here(self) -> bool:
+        """Whether this machine writes blocks: `writer` in .lenslink.toml is unset or
+        names this machine (a vault synced between computers needs one writer)."""
+        writer = self.config.writer
+        return writer is None or writer.casefold() == paths.machine_name().casefold()
+
+    def _check_writer(self) -> None:
+        if not self.writes_here:
+            raise ConfigError(f"blocks of this vault are written by {self.config.writer!r} "
+                              f"(writer in .lenslink.toml); this computer is "
+                              f"{paths.machine_name()!r}")
+
     def block_groups(self, note: str) -> tuple[str, bool, list[tuple[str, list[str]]]]:
         """(path, opted out, [(lens, related paths)]): what goes into a note's block,
         each lens with its own list (a note may appear under several lenses)."""
@@ -202,6 +215,8 @@ class Vault:
         A block someone edited by hand (it is neither what lenslink last wrote there nor
         in the form lenslink writes) is left alone and reported as `edited`, unless
         `force` (taking the block over)."""
+        if not dry_run:
+            self._check_writer()
         targets = [self.resolve_note(n) for n in notes] if notes else \
             [r.path for r in self.ranking().notes if not r.opted_out]
         outcomes = []
@@ -261,6 +276,7 @@ class Vault:
                "links": store.link_count(),
                "texts": chunks, "embedded_texts": embedded, "embedder": embedder_id,
                "indexed_at": float(indexed_at) if indexed_at else None,
+               "machine": paths.machine_name(), "writer": self.config.writer,
                "lenses": [], "problems": problems}
         ranking = self.ranking() if own and rows and embedder_id else self._index
         if ranking is not None:
