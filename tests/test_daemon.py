@@ -371,3 +371,33 @@ def test_stopping_abandons_training_promptly(tmp_path, fake_embedder, start_daem
     assert not daemon.service._trainer.is_alive()
     with Vault(root, embedder="fake") as v:
         assert v.store.models(v.store.get_meta("embedder")) == {}  # nothing half-trained stored
+
+
+# -- disk full --------------------------------------------------------------------------------
+def test_disk_full_is_reported_and_the_daemon_catches_up_when_space_returns(
+        vault, fake_embedder, start_daemon, monkeypatch):
+    from lenslink.store import Store
+    full = __import__("threading").Event()
+    real_put = Store.put_note
+
+    def put_note(self, *args, **kwargs):
+        if full.is_set():
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_put(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "put_note", put_note)
+    monkeypatch.setattr(daemon_mod, "RETRY_MIN", 0.3)
+    daemon = start_daemon(vault)
+    note = sorted(p.name for p in vault.glob("*.md"))[0]
+    full.set()
+    (vault / note).write_text(note_text("music", 77, extra="diskfull"), encoding="utf-8")
+    wait_for(lambda: daemon.state.last_error and "disk is full" in daemon.state.last_error,
+             message="the failure to be reported")
+    status = daemon.api.ok("GET", "/v1/status")
+    assert status["phase"] == "error" and "disk is full" in status["last_error"]
+    assert daemon.api.ok("GET", "/v1/related?path=" + note)["related"]  # still answering
+    full.clear()  # space returns: the next retry stores the edit
+    wait_for(lambda: daemon.state.last_error is None and daemon.state.phase == "ready",
+             message="the daemon to recover")
+    with Vault(vault, embedder="fake") as v:
+        assert "diskfull" in v.store.lex_texts([note])[note][0]

@@ -312,3 +312,17 @@ def test_temp_files_of_a_killed_write_are_removed_by_the_next_full_sync(tiny_vau
         report = vault.index()
     assert sorted(p.name for p in root.rglob("*") if p.is_file()) == [".keep.md.tmp", "a.md", "b.md"]
     assert sum("temp file left by an interrupted write" in m for _, m in report.problems) == 2
+
+
+def test_disk_full_while_writing_leaves_the_note_and_no_temp_file(tmp_path, monkeypatch):
+    import errno
+    path = _note(tmp_path, "n.md", b"text\n")
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writeback.os, "fsync", no_space)
+    with pytest.raises(NoteError, match="No space left on device"):
+        write_block(tmp_path, "n.md", BLOCK)
+    assert path.read_bytes() == b"text\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.md"]

@@ -172,8 +172,11 @@ class Service:
             rebuild, self._rebuild = self._rebuild, False
             if self._models_changed.is_set():
                 self._load_models()
-            if batch or rebuild or self._retry_due():
-                self._sync(None if (RESCAN in batch or rebuild) else sorted(batch), rebuild)
+            retry = self._retry_due()
+            if batch or rebuild or retry:
+                # a retry looks at everything: the failed batch's notes are not queued any more
+                full = RESCAN in batch or rebuild or retry
+                self._sync(None if full else sorted(batch), rebuild)
             self._write_due()
 
     def _timeout(self) -> float:
