@@ -10,6 +10,7 @@ import hmac
 import ipaddress
 import json
 import logging
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -76,6 +77,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_PATCH(self):  # else http.server answers an HTML 501, not our JSON 405
         self._handle("PATCH")
+
+    def send_error(self, code, message=None, explain=None):
+        """Errors http.server raises itself (a bad request line, an unknown method, a URI
+        or header too long) are JSON like every other error, not an HTML page."""
+        if code == 501:  # a method no endpoint has (TRACE, HEAD, ...)
+            code, kind = 405, "method_not_allowed"
+            message = f"method {self.command!r} is not supported; see docs/api.md"
+        else:
+            kind = "bad_request" if code < 500 else "internal"
+        self.close_connection = True
+        try:
+            self._send_error(ApiError(code, kind, message or HTTPStatus(code).phrase))
+        except OSError:
+            pass
 
     def do_OPTIONS(self):
         try:
