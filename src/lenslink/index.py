@@ -133,8 +133,14 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     active = active_lenses(store, config)
     report.rewritten = rewrite_missing(store, config, active, report, progress, make_rewriter)
     embedded: list[str] = []
-    report.embedded = embed_missing(store, embedder, active, progress, embedded)
+    # After a sync that left nothing missing, only the notes stored now can miss vectors.
+    complete = f"{embedder.id}|{','.join(active)}"
+    only = report.changed if paths is not None and store.get_meta("embedded_all") == complete else None
+    store.set_meta("embedded_all", "")  # until this embedding has finished
+    report.embedded = embed_missing(store, embedder, active, progress, embedded, only)
     report.embedded_paths = store.paths_of_texts(embedded)
+    if not store.pending_rewrite_paths(active):
+        store.set_meta("embedded_all", complete)
     store.prune_vectors(None if paths is None else old_hashes)
     store.prune_rewrites()
     store.set_meta("embedder", embedder.id)
@@ -239,11 +245,28 @@ def _relink(store: Store, sources: list[str] | None = None, stored: list[str] | 
 
 def active_lenses(store: Store, config: VaultConfig) -> list[str]:
     """Lenses with at least one source and one candidate note: only these cost embedding
-    (e.g. the default `project` lens in a vault without project notes costs nothing)."""
-    metas = [NoteMeta(r.path, r.tags, r.frontmatter, r.is_daily) for r in store.notes()
-             if not r.opted_out]
-    return [lens.name for lens in config.lenses
-            if any(map(lens.source.matches, metas)) and any(map(lens.candidates.matches, metas))]
+    (e.g. the default `project` lens in a vault without project notes costs nothing).
+
+    What each note matches is remembered per stored row (rows are reused until a note
+    changes), so after an edit only that note is matched again."""
+    memo: dict[int, tuple] = getattr(store, "_lens_matches", {})
+    fresh: dict[int, tuple] = {}
+    source = [False] * len(config.lenses)
+    candidate = [False] * len(config.lenses)
+    for r in store.notes():
+        if r.opted_out:
+            continue
+        seen = memo.get(id(r))
+        if seen is None or seen[0] is not r or seen[1] is not config:
+            meta = NoteMeta(r.path, r.tags, r.frontmatter, r.is_daily)
+            seen = (r, config, tuple(l.source.matches(meta) for l in config.lenses),
+                    tuple(l.candidates.matches(meta) for l in config.lenses))
+        fresh[id(r)] = seen
+        for i in range(len(config.lenses)):
+            source[i] = source[i] or seen[2][i]
+            candidate[i] = candidate[i] or seen[3][i]
+    store._lens_matches = fresh
+    return [lens.name for i, lens in enumerate(config.lenses) if source[i] and candidate[i]]
 
 
 def rewrite_missing(store: Store, config: VaultConfig, lenses: list[str], report: SyncReport,
@@ -289,11 +312,13 @@ def rewrite_missing(store: Store, config: VaultConfig, lenses: list[str], report
 
 
 def embed_missing(store: Store, embedder, lenses: list[str],
-                  progress: Progress | None = None, done_hashes: list[str] | None = None) -> int:
-    """Embed every text of `lenses` without a vector, committing batch by batch;
-    returns how many texts were embedded (their hashes are added to `done_hashes`)."""
+                  progress: Progress | None = None, done_hashes: list[str] | None = None,
+                  paths: list[str] | None = None) -> int:
+    """Embed every text of `lenses` (of the notes `paths` only, if given) without a
+    vector, committing batch by batch; returns how many texts were embedded (their
+    hashes are added to `done_hashes`)."""
     progress = progress or (lambda stage, done, total: None)
-    missing = [h for h, _ in store.missing_texts(embedder.id, lenses)] if lenses else []
+    missing = [h for h, _ in store.missing_texts(embedder.id, lenses, paths)] if lenses else []
     done = 0
     for start in range(0, len(missing), embedder.batch_size):
         hashes = missing[start:start + embedder.batch_size]

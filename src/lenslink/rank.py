@@ -142,7 +142,8 @@ class VaultIndex:
     def pair_features(self, view: LensView) -> tuple[learn.PairFeatures, learn.Graph]:
         """The learned ranker's feature builder and link graph for a lens (built once)."""
         if view.features is None:
-            view.graph = learn.lens_graph(self, view)
+            if view.graph is None:
+                view.graph = learn.lens_graph(self, view)
             view.features = learn.PairFeatures(self, view, view.model.projection if view.model else None)
         return view.features, view.graph
 
@@ -210,14 +211,19 @@ class VaultIndex:
             for p in fresh:
                 new.links.pop(p, None)
             new.links.update({src: set(dst) for src, dst in store.links(fresh).items()})
-        new._names = new._edges = None
-        new.views = {name: new._patch_view(view, store.lens_vectors(embedder_id, name, fresh), touched)
+        # file names change only with added or removed notes; links only with edits
+        new._names = self._names if not (added or gone) else None
+        new._edges = self._edges if not (added or gone) and new.links == self.links else None
+        same_graph = new._edges is not None  # no note added or removed, no link changed
+        new.views = {name: new._patch_view(view, store.lens_vectors(embedder_id, name, fresh), touched,
+                                           same_graph)
                      for name, view in self.views.items()}
         new.patched = self.patched + len(touched)
         return new
 
-    def _patch_view(self, view: LensView, data, touched: set[int]) -> LensView:
-        """A copy of `view` with the chunks of the `touched` vault rows replaced."""
+    def _patch_view(self, view: LensView, data, touched: set[int], same_graph: bool = False) -> LensView:
+        """A copy of `view` with the chunks of the `touched` vault rows replaced (and its
+        link graph kept when `same_graph` and no note joined or left the lens)."""
         paths, _, texts, matrix = data
         chunks: dict[int, tuple[list[int], list[str]]] = {}
         for k, (p, t) in enumerate(zip(paths, texts)):
@@ -257,9 +263,11 @@ class VaultIndex:
             sources[i] = view.lens.source.matches(meta)
             candidates[i] = view.lens.candidates.matches(meta)
             patch[i] = (vectors, chunk_texts)
+        keep = same_graph and not appended and len(position) == len(view.position) and \
+            np.array_equal(sources, view.sources) and np.array_equal(candidates, view.candidates)
         return dataclasses.replace(view, rows=rows, raw=raw, centred=centred, sources=sources,
                                    candidates=candidates, position=position, chunk_patch=patch,
-                                   graph=None, features=None)
+                                   graph=view.graph if keep else None, features=None)
 
     @staticmethod
     def _meta(n: NoteRow) -> NoteMeta:

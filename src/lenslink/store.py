@@ -276,15 +276,26 @@ class Store:
         return self.db.execute("SELECT count(*) FROM links").fetchone()[0]
 
     # -- chunks and vectors -------------------------------------------------------
-    def missing_texts(self, embedder_id: str, lenses: list[str]) -> list[tuple[str, int]]:
-        """(text_hash, length) of every text that a chunk of `lenses` needs and no vector
-        exists for yet, shortest first (so that batches pad little); one scan."""
+    def missing_texts(self, embedder_id: str, lenses: list[str],
+                      paths: Iterable[str] | None = None) -> list[tuple[str, int]]:
+        """(text_hash, length) of every text that a chunk of `lenses` (of the notes
+        `paths`, if given) needs and no vector exists for yet, shortest first (so that
+        batches pad little); one query."""
         marks = ",".join("?" * len(lenses))
-        rows = self.db.execute(
-            "SELECT c.text_hash, length(min(c.text)) FROM chunks c LEFT JOIN vectors v"
-            " ON v.embedder=? AND v.text_hash=c.text_hash WHERE v.text_hash IS NULL"
-            f" AND c.lens IN ({marks}) AND c.text_hash != ? GROUP BY c.text_hash",
-            [embedder_id, *lenses, PENDING]).fetchall()
+        sql = ("SELECT c.text_hash, {length} FROM chunks c LEFT JOIN vectors v"
+               " ON v.embedder=? AND v.text_hash=c.text_hash WHERE v.text_hash IS NULL"
+               f" AND c.lens IN ({marks}) AND c.text_hash != ?")
+        params = [embedder_id, *lenses, PENDING]
+        if paths is None:
+            rows = self.db.execute(sql.format(length="length(min(c.text))") + " GROUP BY c.text_hash",
+                                   params).fetchall()
+        else:
+            sql = sql.format(length="length(c.text)")
+            found: dict[str, int] = {}
+            for h, n in _select_in(self.db, sql + " AND c.path IN", paths, params) \
+                    if paths else []:
+                found[h] = n
+            rows = list(found.items())
         return sorted(((r[0], r[1]) for r in rows), key=lambda r: (r[1], r[0]))
 
     def texts_of(self, hashes: Iterable[str]) -> dict[str, str]:
