@@ -235,6 +235,10 @@ def status(vault, db, embedder, as_json):
                f"config    {info['config']}\nembedder  {info['embedder'] or '(not indexed yet)'}\n"
                f"notes     {info['notes']} ({info['opted_out']} opted out), "
                f"{info['links']} links, {info['embedded_texts']}/{info['texts']} texts embedded")
+    writer = info.get("writer")
+    click.echo(f"machine   {info['machine']}" + (
+        "" if not writer else f" (blocks are written by {writer})"
+        if writer.casefold() != info["machine"].casefold() else " (writes the blocks)"))
     for lens in info["lenses"]:
         click.echo(f"lens      {lens['name']}: {lens['sources']} sources, "
                    f"{lens['candidates']} candidates, {lens['ranking']} ranking"
