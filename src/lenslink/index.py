@@ -110,7 +110,9 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
         if _sync_note(root, rel, known.get(rel), signature, config, store, report, old_hashes, common):
             report.changed.append(rel)
         progress("read", done, len(todo))
-    if paths is None:  # a full sync: the notes whose boilerplate lines changed are read again
+    if paths is None and (report.changed or gone or common != _boilerplate_if_empty(store)):
+        # a full sync that stored something: the notes whose boilerplate lines changed
+        # are read again
         now = boilerplate.frequent((p, boilerplate.from_blob(b)) for p, b in store.line_keys())
         if now != common:
             store.set_meta("boilerplate", boilerplate.dumps(now))
@@ -130,21 +132,36 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
         report.relinked = True
     elif report.changed:
         _relink(store, report.changed, sorted(known))  # the same notes as before
-    active = active_lenses(store, config)
+    # which lenses are active changes only with notes: a sync that stored none reuses it
+    saved = store.get_meta("active_lenses") or ""
+    if not report.changed and not gone and saved.startswith(signature + ":"):
+        active = [name for name in saved.split(":", 1)[1].split(",") if name]
+    else:
+        active = active_lenses(store, config)
+        store.set_meta("active_lenses", f"{signature}:{','.join(active)}")
     report.rewritten = rewrite_missing(store, config, active, report, progress, make_rewriter)
     embedded: list[str] = []
     # After a sync that left nothing missing, only the notes stored now can miss vectors.
     complete = f"{embedder.id}|{','.join(active)}"
-    only = report.changed if paths is not None and store.get_meta("embedded_all") == complete else None
+    only = report.changed if store.get_meta("embedded_all") == complete else None
     store.set_meta("embedded_all", "")  # until this embedding has finished
     report.embedded = embed_missing(store, embedder, active, progress, embedded, only)
     report.embedded_paths = store.paths_of_texts(embedded)
     if not store.pending_rewrite_paths(active):
         store.set_meta("embedded_all", complete)
-    store.prune_vectors(None if paths is None else old_hashes)
+    if paths is None and (report.changed or gone or rebuild):
+        store.prune_vectors()  # everything no chunk uses (also what a crash left)
+    else:
+        store.prune_vectors(old_hashes)
     store.prune_rewrites()
     store.set_meta("embedder", embedder.id)
     return report
+
+
+def _boilerplate_if_empty(store: Store) -> boilerplate.Boilerplate:
+    """What `_boilerplate` returns, except a never computed set ({} and no meta yet)
+    that must be computed now: a sentinel that compares unequal."""
+    return {"\0never": frozenset()} if store.get_meta("boilerplate") is None else _boilerplate(store)
 
 
 def _boilerplate(store: Store) -> boilerplate.Boilerplate:
@@ -158,7 +175,7 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
     """Parse and store one note if it changed (or if `force`d); True when the store
     changed. Lines in `common` (boilerplate) are left out of its texts."""
     try:
-        st = os.stat(root / rel)
+        st = os.stat(os.path.join(root, rel))
     except OSError as exc:
         report.failed += 1
         report.problems.append((rel, f"cannot read: {exc.strerror or exc}"))
