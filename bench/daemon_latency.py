@@ -195,6 +195,8 @@ def run(args) -> dict:
                 v.index()
             results["setup_index_s"] = round(t.seconds, 1)
             if not args.startup_training:
+                from lenslink import learn
+                v.store.set_meta("trained_features", ",".join(learn.FEATURES))
                 v.store.set_meta("trained_links", str(v.store.db.execute(
                     "SELECT count(*) FROM links").fetchone()[0]))
             sources = v.ranking().lens_notes(v.config.names[0])

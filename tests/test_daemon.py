@@ -401,3 +401,17 @@ def test_disk_full_is_reported_and_the_daemon_catches_up_when_space_returns(
              message="the daemon to recover")
     with Vault(vault, embedder="fake") as v:
         assert "diskfull" in v.store.lex_texts([note])[note][0]
+
+
+def test_rankers_of_an_older_feature_set_are_trained_again(tmp_path, fake_embedder, start_daemon):
+    root = linked_vault(tmp_path / "linked")
+    with Vault(root, embedder="fake") as v:
+        v.index()
+        v.train()
+        v.store.set_meta("trained_features", "dense,raw")  # as an older lenslink left it
+    daemon = start_daemon(root)
+    wait_for(lambda: daemon.state.last_training, message="training of the outdated rankers")
+    assert "error" not in daemon.state.last_training
+    with Vault(root, embedder="fake") as v:
+        from lenslink import learn
+        assert v.store.get_meta("trained_features") == ",".join(learn.FEATURES)

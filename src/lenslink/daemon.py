@@ -239,8 +239,12 @@ class Service:
         and the new rankers are swapped in when they are stored."""
         if self._trainer is not None and self._trainer.is_alive():
             return
-        trained = int(self.vault.store.get_meta("trained_links") or 0)
-        if self.vault.store.link_count() - trained >= max(TRAIN_MIN_NEW_LINKS, 0.1 * trained):
+        from . import learn
+        store = self.vault.store
+        trained = int(store.get_meta("trained_links") or 0)
+        # rankers stored by a lenslink with other features cannot be used: train again
+        outdated = trained and store.get_meta("trained_features") != ",".join(learn.FEATURES)
+        if outdated or store.link_count() - trained >= max(TRAIN_MIN_NEW_LINKS, 0.1 * trained):
             self.state.training = True
             self._trainer = threading.Thread(target=self._train, name="lenslink-trainer", daemon=True)
             self._trainer.start()

@@ -170,6 +170,7 @@ class Vault:
             self.store.put_model(lens_.name, embedder_id, lens_.signature, params, blob)
             reports[lens_.name] = {"trained": True, **model.report}
         self.store.set_meta("trained_links", str(self.link_count()))
+        self.store.set_meta("trained_features", ",".join(learn.FEATURES))
         self._index = None  # loaded again, with the new rankers, when next needed
         return reports
 
