@@ -1,8 +1,23 @@
 /** The command palette entries. Ids are stable (hotkeys bind to them); no default hotkeys. */
+import type { TFile } from "obsidian";
 import type LenslinkPlugin from "./main";
 
 export function registerCommands(plugin: LenslinkPlugin): void {
 	const { actions } = plugin;
+
+	/** A command on the active Markdown note, offered only when there is one. */
+	const noteCommand = (id: string, name: string, run: (file: TFile) => Promise<void>) => {
+		plugin.addCommand({
+			id,
+			name,
+			checkCallback: (checking) => {
+				const file = actions.activeNote();
+				if (!file) return false;
+				if (!checking) void run(file);
+				return true;
+			},
+		});
+	};
 
 	plugin.addCommand({
 		id: "open-related-pane",
@@ -10,27 +25,10 @@ export function registerCommands(plugin: LenslinkPlugin): void {
 		callback: () => void plugin.openPane(),
 	});
 
-	plugin.addCommand({
-		id: "update-block",
-		name: "Update related notes block in current note",
-		checkCallback: (checking) => {
-			const file = actions.activeNote();
-			if (!file) return false;
-			if (!checking) void actions.updateNote(file);
-			return true;
-		},
-	});
-
-	plugin.addCommand({
-		id: "take-over-block",
-		name: "Replace an edited related notes block in current note",
-		checkCallback: (checking) => {
-			const file = actions.activeNote();
-			if (!file) return false;
-			if (!checking) void actions.updateNote(file, true);
-			return true;
-		},
-	});
+	noteCommand("update-block", "Update related notes block in current note",
+		(file) => actions.updateNote(file));
+	noteCommand("take-over-block", "Replace an edited related notes block in current note",
+		(file) => actions.updateNote(file, true));
 
 	plugin.addCommand({
 		id: "update-all-blocks",
@@ -38,16 +36,7 @@ export function registerCommands(plugin: LenslinkPlugin): void {
 		callback: () => void actions.updateAll(),
 	});
 
-	plugin.addCommand({
-		id: "reindex-note",
-		name: "Reindex current note",
-		checkCallback: (checking) => {
-			const file = actions.activeNote();
-			if (!file) return false;
-			if (!checking) void actions.reindex(file);
-			return true;
-		},
-	});
+	noteCommand("reindex-note", "Reindex current note", (file) => actions.reindex(file));
 
 	plugin.addCommand({
 		id: "rebuild-index",
