@@ -374,15 +374,18 @@ def test_stopping_abandons_training_promptly(tmp_path, fake_embedder, start_daem
 
 
 # -- disk full --------------------------------------------------------------------------------
+@pytest.mark.parametrize("failure", ["database or disk is full", "attempt to write a readonly database"])
 def test_disk_full_is_reported_and_the_daemon_catches_up_when_space_returns(
-        vault, fake_embedder, start_daemon, monkeypatch):
+        vault, fake_embedder, start_daemon, monkeypatch, failure):
+    """A full disk, or a database made read-only (e.g. by a backup tool or a remount):
+    SQLite refuses the write; the daemon reports it, keeps answering and catches up."""
     from lenslink.store import Store
     full = __import__("threading").Event()
     real_put = Store.put_note
 
     def put_note(self, *args, **kwargs):
         if full.is_set():
-            raise sqlite3.OperationalError("database or disk is full")
+            raise sqlite3.OperationalError(failure)
         return real_put(self, *args, **kwargs)
 
     monkeypatch.setattr(Store, "put_note", put_note)
@@ -391,10 +394,10 @@ def test_disk_full_is_reported_and_the_daemon_catches_up_when_space_returns(
     note = sorted(p.name for p in vault.glob("*.md"))[0]
     full.set()
     (vault / note).write_text(note_text("music", 77, extra="diskfull"), encoding="utf-8")
-    wait_for(lambda: daemon.state.last_error and "disk is full" in daemon.state.last_error,
+    wait_for(lambda: daemon.state.last_error and failure in daemon.state.last_error,
              message="the failure to be reported")
     status = daemon.api.ok("GET", "/v1/status")
-    assert status["phase"] == "error" and "disk is full" in status["last_error"]
+    assert status["phase"] == "error" and failure in status["last_error"]
     assert daemon.api.ok("GET", "/v1/related?path=" + note)["related"]  # still answering
     full.clear()  # space returns: the next retry stores the edit
     wait_for(lambda: daemon.state.last_error is None and daemon.state.phase == "ready",
