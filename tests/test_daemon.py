@@ -418,3 +418,21 @@ def test_rankers_of_an_older_feature_set_are_trained_again(tmp_path, fake_embedd
     with Vault(root, embedder="fake") as v:
         from lenslink import learn
         assert v.store.get_meta("trained_features") == ",".join(learn.FEATURES)
+
+
+def test_the_daemon_sweeps_hashes_and_catches_a_change_with_its_mtime_restored(
+        vault, fake_embedder, start_daemon, monkeypatch):
+    monkeypatch.setattr(daemon_mod, "VERIFY_EVERY", 0.5)
+    daemon = start_daemon(vault, watch=False)  # no file events: only the sweep can see it
+    note = sorted(p.name for p in vault.glob("*.md"))[0]
+    st = (vault / note).stat()
+    text = (vault / note).read_text(encoding="utf-8")
+    changed = text[:-7] + " swept\n"  # the same size
+    assert len(changed.encode()) == len(text.encode())
+    (vault / note).write_text(changed, encoding="utf-8")
+    os.utime(vault / note, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    def seen():
+        with Vault(vault, embedder="fake") as v:
+            return "swept" in v.store.lex_texts([note])[note][0]
+    wait_for(seen, message="the hash sweep to read the note")

@@ -480,3 +480,20 @@ def test_kill_9_mid_index_then_rerun_completes_without_reembedding(tiny_vault, d
     assert not set(second) & committed  # nothing stored before the kill was embedded again
     assert committed | set(second) == chunk_hashes(db, "topic") == stored_hashes(db)
     assert len(stored_hashes(db)) == 40
+
+
+def test_a_change_with_its_mtime_restored_is_caught_by_the_hash_sweep(tiny_vault, db, fake_embedder):
+    """The fast path trusts size and mtime (a restart reads nothing); a tool that restores
+    the mtime after changing a note fools it until `index --verify` (daily in the daemon)."""
+    root = tiny_vault({"a.md": "alpha beta\n", "b.md": "gamma delta\n"})
+    with Vault(root, db=db, embedder="fake") as v:
+        v.index()
+        st = (root / "a.md").stat()
+        (root / "a.md").write_text("omega beta\n", encoding="utf-8")  # same size
+        os.utime(root / "a.md", ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert v.index().parsed == 0  # fooled: nothing read
+        fake_embedder.reset_counts()
+        report = v.index(verify=True)
+        assert report.parsed == 1 and report.changed == ["a.md"] and report.unchanged == 1
+        assert fake_embedder.texts and all("omega" in t for t in fake_embedder.texts)
+        assert "omega" in v.store.lex_texts(["a.md"])["a.md"][0]

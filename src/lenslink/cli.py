@@ -78,8 +78,10 @@ def main():
 @vault_options
 @click.option("--rebuild", is_flag=True, help="Forget the index and read every note again "
               "(stored vectors are reused).")
+@click.option("--verify", is_flag=True, help="Read and hash every note, also those whose size "
+              "and modification time are unchanged (the daemon does this once a day).")
 @handle_errors
-def index(vault, db, embedder, rebuild):
+def index(vault, db, embedder, rebuild, verify):
     """Index the vault: read changed notes and embed what is new.
 
     \b
@@ -89,7 +91,7 @@ def index(vault, db, embedder, rebuild):
     bars = ProgressBars()
     with Vault(vault, db=db, embedder=embedder) as v:
         try:
-            report = v.index(rebuild=rebuild, progress=bars)
+            report = v.index(rebuild=rebuild, progress=bars, verify=verify)
         finally:
             bars.close()
     for path, problem in report.problems:

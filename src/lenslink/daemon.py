@@ -28,6 +28,7 @@ log = logging.getLogger("lenslink.daemon")
 WRITE_POLICIES = ("off", "manual", "auto")
 RETRY_MIN, RETRY_MAX = 2.0, 300.0
 TRAIN_MIN_NEW_LINKS = 20
+VERIFY_EVERY = 24 * 3600  # a full hash sweep (`index --verify`) when the last is older
 
 
 class Cancelled(Exception):
@@ -173,10 +174,11 @@ class Service:
             if self._models_changed.is_set():
                 self._load_models()
             retry = self._retry_due()
-            if batch or rebuild or retry:
+            verify = not batch and self._verify_due()
+            if batch or rebuild or retry or verify:
                 # a retry looks at everything: the failed batch's notes are not queued any more
-                full = RESCAN in batch or rebuild or retry
-                self._sync(None if full else sorted(batch), rebuild)
+                full = RESCAN in batch or rebuild or retry or verify
+                self._sync(None if full else sorted(batch), rebuild, verify)
             self._write_due()
 
     def _timeout(self) -> float:
@@ -184,6 +186,14 @@ class Service:
         if self.state.retry_at:
             due.append(self.state.retry_at)
         return max(0.05, min([0.5] + [t - time.monotonic() for t in due]))
+
+    def _verify_due(self) -> bool:
+        """Whether the daily hash sweep is due (the mtime/size fast path misses a change
+        whose modification time was restored); only when idle, and not while failing."""
+        if self.state.retry_at is not None or self.state.pending_writes:
+            return False
+        last = float(self.vault.store.get_meta("verified_at") or 0)
+        return time.time() - last >= VERIFY_EVERY
 
     def _retry_due(self) -> bool:
         return self.state.retry_at is not None and time.monotonic() >= self.state.retry_at
@@ -193,7 +203,7 @@ class Service:
             raise Cancelled()
         self.state.progress = {"stage": stage, "done": done, "total": total}
 
-    def _sync(self, changed: list[str] | None, rebuild: bool = False) -> None:
+    def _sync(self, changed: list[str] | None, rebuild: bool = False, verify: bool = False) -> None:
         self.state.phase = "indexing"
         try:
             with self.lock:
@@ -202,7 +212,8 @@ class Service:
                 if self._unsynced is None:
                     self._unsynced = self.vault.store.note_states()
                 before = self._unsynced
-                report = self.vault.index(rebuild=rebuild, paths=changed, progress=self._progress)
+                report = self.vault.index(rebuild=rebuild, paths=changed, progress=self._progress,
+                                          verify=verify)
                 after = self.vault.store.note_states()
                 if rebuild or not self.vault.loaded:
                     self.vault.refresh()

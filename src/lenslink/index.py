@@ -82,8 +82,13 @@ def lens_chunks(note, lenses: tuple[Lens, ...]) -> list[tuple[str, int, str, str
 
 def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bool = False,
          paths: list[str] | None = None, progress: Progress | None = None,
-         make_rewriter: Callable[[RewriteSettings], Rewriter] = Rewriter.from_settings) -> SyncReport:
-    """Bring the store up to date with the vault (all of it, or only `paths`)."""
+         make_rewriter: Callable[[RewriteSettings], Rewriter] = Rewriter.from_settings,
+         verify: bool = False) -> SyncReport:
+    """Bring the store up to date with the vault (all of it, or only `paths`).
+
+    A note whose size and modification time are as stored is not read (the fast path
+    of a restart); `verify` reads and hashes every note anyway, which catches a change
+    whose modification time was restored (some sync and backup tools do that)."""
     report = SyncReport()
     progress = progress or (lambda stage, done, total: None)
     if rebuild:
@@ -107,7 +112,8 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     report.removed = sorted(gone)
     common = _boilerplate(store)
     for done, rel in enumerate(todo, 1):
-        if _sync_note(root, rel, known.get(rel), signature, config, store, report, old_hashes, common):
+        if _sync_note(root, rel, known.get(rel), signature, config, store, report, old_hashes, common,
+                      hash_check=verify):
             report.changed.append(rel)
         progress("read", done, len(todo))
     if paths is None and (report.changed or gone or common != _boilerplate_if_empty(store)):
@@ -171,7 +177,8 @@ def _boilerplate(store: Store) -> boilerplate.Boilerplate:
 
 def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
                store: Store, report: SyncReport, old_hashes: set[str],
-               common: boilerplate.Boilerplate | None = None, force: bool = False) -> bool:
+               common: boilerplate.Boilerplate | None = None, force: bool = False,
+               hash_check: bool = False) -> bool:
     """Parse and store one note if it changed (or if `force`d); True when the store
     changed. Lines in `common` (boilerplate) are left out of its texts."""
     try:
@@ -180,9 +187,18 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
         report.failed += 1
         report.problems.append((rel, f"cannot read: {exc.strerror or exc}"))
         return False
-    if known and known[1:] == (st.st_mtime_ns, st.st_size, signature) and not force:
+    if known and known[1:] == (st.st_mtime_ns, st.st_size, signature) and not (force or hash_check):
         report.unchanged += 1
         return False
+    if hash_check and known and known[1:] == (st.st_mtime_ns, st.st_size, signature) and not force:
+        try:  # the sweep: hash the bytes first, parse only what really changed
+            with open(os.path.join(root, rel), "rb") as f:
+                same = hashlib.sha256(f.read()).hexdigest() == known[0]
+        except OSError:
+            same = False
+        if same:
+            report.unchanged += 1
+            return False
     try:
         note = notes_mod.read_note(root, rel)
     except NoteError as exc:
