@@ -6,6 +6,7 @@ texts" are checked exactly, not inferred from a summary.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -497,3 +498,19 @@ def test_a_change_with_its_mtime_restored_is_caught_by_the_hash_sweep(tiny_vault
         assert report.parsed == 1 and report.changed == ["a.md"] and report.unchanged == 1
         assert fake_embedder.texts and all("omega" in t for t in fake_embedder.texts)
         assert "omega" in v.store.lex_texts(["a.md"])["a.md"][0]
+
+
+def test_a_block_written_by_someone_else_changes_nothing_downstream(tiny_vault, db, fake_embedder):
+    """E.g. the Obsidian plugin (through Obsidian's API) or lenslink on another computer:
+    the note's bytes change, what lenslink reads from it does not."""
+    from lenslink.block import render_block, splice
+    root = tiny_vault({"a.md": "alpha beta\n", "b.md": "gamma delta\n"})
+    with Vault(root, db=db, embedder="fake") as v:
+        v.index()
+        fake_embedder.reset_counts()
+        text = (root / "a.md").read_text(encoding="utf-8")
+        (root / "a.md").write_text(splice(text, render_block([("topic", ["[[b]]"])])), encoding="utf-8")
+        report = v.index(paths=["a.md"])
+        assert (report.parsed, report.unchanged, report.changed) == (0, 1, [])
+        assert fake_embedder.texts == []
+        assert v.store.note_states()["a.md"][0] == hashlib.sha256((root / "a.md").read_bytes()).hexdigest()

@@ -242,3 +242,21 @@ def test_a_changed_vault_or_a_damaged_file_builds_the_snapshot_again(tiny_vault,
 def snapshot_path(db):
     from lenslink import snapshot
     return snapshot.path_for(db)
+
+
+def test_an_update_that_changes_nothing_gives_exactly_the_same_scores(opened):
+    """Re-reading a note that did not change must not move a score by one ulp: rankings
+    with near-ties would otherwise flip between an updated and a loaded snapshot (two
+    computers syncing one vault would then keep rewriting each other's blocks)."""
+    full_load = opened.ranking()
+    notes = ["garden/garden 0.md", "travel/travel 3.md"]
+    updated = full_load.updated(opened.store, opened.store.get_meta("embedder"), notes)
+    for name, view in full_load.views.items():
+        new = updated.views[name]
+        assert np.array_equal(new.raw[:len(view.raw)], view.raw), name
+        assert np.array_equal(new.centred[:len(view.centred)], view.centred), name
+    for note in full_load.lens_notes("topic"):
+        row = full_load.row[note]
+        assert np.array_equal(updated.lexical(row), full_load.lexical(row)), note
+        assert [(r.path, r.score) for r in updated.related(note, "topic", 10)] == \
+            [(r.path, r.score) for r in full_load.related(note, "topic", 10)]

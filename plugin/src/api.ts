@@ -96,6 +96,8 @@ export interface DaemonStatus {
 	last_sync: number | null;
 	write_policy: string;
 	problems: Record<string, string[]>;
+	/** The rankers are being retrained in the background (results change once it is done). */
+	training?: boolean;
 }
 
 export interface Lens {

@@ -51,7 +51,9 @@ async function waitUntilReady(client: LenslinkClient): Promise<DaemonStatus> {
 	const deadline = Date.now() + READY_TIMEOUT_MS;
 	for (;;) {
 		const status = await client.status();
-		if (status.phase === "ready" && status.queue === 0) return status;
+		// ready, and done with the first training (it runs in the background and swaps the
+		// learned rankers in when done: results would change under the tests)
+		if (status.phase === "ready" && status.queue === 0 && !status.training) return status;
 		if (status.phase === "error") throw new Error(`daemon failed to index: ${status.last_error}`);
 		if (Date.now() > deadline) throw new Error(`daemon not ready after ${READY_TIMEOUT_MS / 1000} s: ${JSON.stringify(status)}`);
 		await new Promise((resolve) => setTimeout(resolve, 500));

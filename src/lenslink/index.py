@@ -213,31 +213,39 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
         store.touch_note(rel, note.mtime_ns, note.size, note.content_hash)
         report.unchanged += 1
         return False
-    if not force:
-        report.parsed += 1
-        report.problems += [(rel, p) for p in note.problems]
-        if note.opted_out:
-            report.opted_out += 1
     keys = boilerplate.note_keys(note.clean_text)
     # Boilerplate is left out of what is embedded; lexical signals keep every line (idf
     # already discounts words that are everywhere, and a line like ```rust says something).
     lines = (common or {}).get(note.folder, frozenset())
     embedded = dataclasses.replace(note, clean_text=boilerplate.strip(note.clean_text, lines))
     chunks = [] if note.opted_out else lens_chunks(embedded, config.lenses)
-    if known:
-        old_hashes |= store.chunk_hashes([rel])
     # Tags carry a vault's concept hierarchy (`computing/cpp/coroutine`): lexical signals
     # and title/alias mentions read them with the names (measured in docs/quality.md).
     names = [note.title, *note.aliases, " ".join(note.tags)]
     lex = "" if note.opted_out else "\n".join([*names, note.clean_text])[:LEX_CHARS]
     query = "" if note.opted_out else "\n".join([*names, bare_text(note.body)])[:LEX_CHARS]
-    store.put_note(NoteRow(
+    row = NoteRow(
         path=rel, title=note.title, folder=note.folder, content_hash=note.content_hash,
         mtime_ns=note.mtime_ns, size=note.size, signature=signature,
         opted_out=note.opted_out, is_daily=note.is_daily, tags=tuple(note.tags),
         aliases=tuple(note.aliases), frontmatter=dict(note.frontmatter),
-        problems=tuple(note.problems), raw_links=tuple(note.links)), lex, query, chunks,
-        boilerplate.to_blob(keys))
+        problems=tuple(note.problems), raw_links=tuple(note.links))
+    blob = boilerplate.to_blob(keys)
+    if known and known[3] == signature and store.same_note(row, lex, query, chunks, blob):
+        # only bytes that lenslink does not read changed (e.g. the block, written by the
+        # plugin or another computer): nothing downstream changes, nothing is re-ranked
+        store.touch_note(rel, note.mtime_ns, note.size, note.content_hash)
+        if not force:  # (a note read again for boilerplate was counted already)
+            report.unchanged += 1
+        return False
+    if not force:
+        report.parsed += 1
+        report.problems += [(rel, p) for p in note.problems]
+        if note.opted_out:
+            report.opted_out += 1
+    if known:
+        old_hashes |= store.chunk_hashes([rel])
+    store.put_note(row, lex, query, chunks, blob)
     return True
 
 

@@ -91,9 +91,14 @@ class TfIdf:
         out = np.bincount(self.term_docs[idx], weights=contrib, minlength=self.n).astype(np.float32)
         if self.overlay:
             out[self._masked] = 0.0
-            query = dict(zip(terms.tolist(), weights.tolist()))
             for doc, (d_terms, d_weights) in self.overlay.items():
-                out[doc] = sum(query.get(t, 0.0) * w for t, w in zip(d_terms.tolist(), d_weights.tolist()))
+                # as the postings would score it: float32 products added up in float64,
+                # in term order (so a document scores the same before and after a full build)
+                _, qi, di = np.intersect1d(terms, d_terms, assume_unique=True, return_indices=True)
+                total = 0.0
+                for product in (weights[qi] * d_weights[di]).tolist():
+                    total += product
+                out[doc] = total
         return out
 
 

@@ -255,10 +255,11 @@ class VaultIndex:
                 continue
             picked, chunk_texts = chunks[r]
             vectors = matrix[picked]
-            vec = vectors.astype(np.float64).sum(axis=0)
-            vec /= max(float(np.linalg.norm(vec)), 1e-12)
-            raw[i] = vec
-            centred[i] = _centre(vec[None, :], mean)[0]
+            # the same arithmetic as a full load (`_view`), so both give the same floats
+            sums = np.add.reduceat(vectors.astype(np.float64), [0], axis=0)
+            vec = sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
+            raw[i] = vec[0]
+            centred[i] = _centre(vec, mean)[0]
             meta = self._meta(self.notes[r])
             sources[i] = view.lens.source.matches(meta)
             candidates[i] = view.lens.candidates.matches(meta)

@@ -9,6 +9,7 @@ rewrite is known. LLM rewrites are cached by (model, prompt hash, lens text hash
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -176,6 +177,27 @@ class Store:
                 [(row.path, lens, i, h, text, original) for lens, i, h, text, original in chunks])
             self.db.execute("DELETE FROM failures WHERE path=?", [row.path])
             crash_point("store.put_note")  # mid-transaction (crash tests)
+
+    def same_note(self, row: NoteRow, lex_text: str, query_text: str,
+                  chunks: Iterable[tuple[str, int, str, str, str | None]], line_keys: bytes) -> bool:
+        """Whether the stored note equals this one in everything but the file's hash,
+        mtime and size (what `put_note` would store; a rewritten chunk is compared by
+        the lens text it came from)."""
+        found = self.db.execute(f"SELECT {_NOTE_COLS}, lex_text, query_text, line_keys FROM notes"
+                                " WHERE path=?", [row.path]).fetchone()
+        if found is None:
+            return False
+        old = _note_row(found)
+        if (found[-3], found[-2], bytes(found[-1])) != (lex_text, query_text, line_keys) or \
+                old != dataclasses.replace(row, content_hash=old.content_hash,
+                                           mtime_ns=old.mtime_ns, size=old.size):
+            return False
+
+        def key(c):  # (lens, chunk, text_hash, text, original)
+            return (c[0], c[1], None, None, c[4]) if c[4] is not None else tuple(c)
+        stored = self.db.execute("SELECT lens, chunk, text_hash, text, original FROM chunks"
+                                 " WHERE path=? ORDER BY lens, chunk", [row.path]).fetchall()
+        return sorted(map(key, stored)) == sorted(map(key, chunks))
 
     def touch_note(self, path: str, mtime_ns: int, size: int, content_hash: str | None = None) -> None:
         with self.db.conn:
