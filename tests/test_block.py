@@ -220,3 +220,14 @@ def test_splice_round_trips_random_notes(text, labels):
     assert remove_block(once) == text
     assert splice(once, block) == once
     assert splice(splice(once, OTHER), block) == once
+
+
+def test_is_rendered_knows_lenslinks_form_from_a_hand_edit():
+    from lenslink.block import is_rendered
+    ours = render_block([("topic", ["[[A note]]", "[[a/b|B]]", "[Note (1)](Note%20(1).md)"])])
+    assert is_rendered(ours) and is_rendered(ours.replace("\n", "\r\n"))
+    assert is_rendered(ours.replace("## Related notes\n", ""))
+    assert not is_rendered(ours.replace("- [[A note]]", "- [[A note]] where it began"))
+    assert not is_rendered(ours.replace(END, "my own line\n" + END))
+    assert not is_rendered(ours.replace(END, "%% a comment %%\n" + END))
+    assert not is_rendered(ours.replace(END, "\n" + END))  # a blank line added

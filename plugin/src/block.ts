@@ -142,7 +142,7 @@ export function currentBlock(text: string): string {
 	return found ? text.slice(found.start, found.end) : "";
 }
 
-const LINK_ITEM = /^- (?:!?\[\[[^[\]\n]+\]\]|\[[^\]\n]*\]\([^)\n]+\))$/;
+const LINK_ITEM = /^- (?:!?\[\[[^[\]\n]+\]\]|\[[^\]\n]*\]\([^\n]+\))$/;
 
 /**
  * Whether a block (START through END) looks exactly as lenslink renders blocks: an

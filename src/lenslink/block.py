@@ -198,7 +198,7 @@ def render_block(
     return "".join(line + newline for line in lines)
 
 
-_LINK_ITEM = re.compile(r"- (?:!?\[\[[^\[\]\n]+\]\]|\[[^\]\n]*\]\([^)\n]+\))")
+_LINK_ITEM = re.compile(r"- (?:!?\[\[[^\[\]\n]+\]\]|\[[^\]\n]*\]\([^\n]+\))")
 
 
 def is_rendered(block: str) -> bool:
