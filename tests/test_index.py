@@ -514,3 +514,36 @@ def test_a_block_written_by_someone_else_changes_nothing_downstream(tiny_vault, 
         assert (report.parsed, report.unchanged, report.changed) == (0, 1, [])
         assert fake_embedder.texts == []
         assert v.store.note_states()["a.md"][0] == hashlib.sha256((root / "a.md").read_bytes()).hexdigest()
+
+
+def test_a_sync_interrupted_after_storing_notes_is_completed_by_the_next(tiny_vault, db, fake_embedder):
+    """Notes stored by an interrupted sync look unchanged to the next one; what that sync
+    would have done after storing them (links, active lenses, vectors) must still happen."""
+    root = tiny_vault({"a.md": "alpha beta\n", "b.md": "gamma delta\n"})
+    with Vault(root, db=db, embedder="fake") as v:
+        v.index()
+        (root / "c.md").write_text("epsilon [[a]]\n", encoding="utf-8")
+        (root / "d.md").write_text("zeta [[c]]\n", encoding="utf-8")
+        fake_embedder.fail_on_call = fake_embedder.calls + 1  # stopped while embedding
+        with pytest.raises(KeyboardInterrupt):
+            v.index()
+        fake_embedder.fail_on_call = None
+        fake_embedder.reset_counts()
+        report = v.index(paths=[])  # what the daemon's next batch does: nothing changed
+        assert report.parsed == 0 and len(fake_embedder.texts) == 2
+        assert v.store.links() == {"c.md": ["a.md"], "d.md": ["c.md"]}
+        assert v.store.chunk_counts(v.store.get_meta("embedder"), ["topic"]) == (4, 4)
+
+
+def test_an_edit_undone_to_the_bytes_lenslink_wrote_is_read_again(tiny_vault, db, fake_embedder):
+    root = tiny_vault({"a.md": "alpha beta\n", "b.md": "alpha gamma\n"})
+    with Vault(root, db=db, embedder="fake") as v:
+        v.index()
+        assert v.write(["a.md"])[0].status == "written"
+        written = (root / "a.md").read_bytes()
+        (root / "a.md").write_bytes(written.replace(b"alpha beta", b"EDITED [[b]]"))
+        v.index(paths=["a.md"])
+        (root / "a.md").write_bytes(written)  # undo, back to exactly what lenslink wrote
+        v.index(paths=["a.md"])
+        assert "EDITED" not in v.store.lex_texts(["a.md"])["a.md"][0]
+        assert v.store.links() == {}

@@ -276,8 +276,10 @@ class Service:
             log.exception("training failed")
             self.state.last_training = {"at": time.time(), "error": f"{type(exc).__name__}: {exc}"}
             # do not retry on every batch: wait for more links
+            from . import learn
             with self.lock:
                 self.vault.store.set_meta("trained_links", str(self.vault.store.link_count()))
+                self.vault.store.set_meta("trained_features", ",".join(learn.FEATURES))
         finally:
             self.state.training = False
 

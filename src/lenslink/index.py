@@ -105,6 +105,13 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     known = store.note_states()
     gone = set(known) - set(found)
     old_hashes = store.chunk_hashes(gone) if gone else set()  # vectors that may be unused now
+    # What a finished sync vouches for, cleared until this one finishes: a sync that is
+    # interrupted after storing notes leaves the next one to relink, recount the active
+    # lenses and look for every missing vector.
+    flags = {k: store.get_meta(k) for k in ("links_signature", "active_lenses", "embedded_all")}
+    for key, value in flags.items():
+        if value:
+            store.set_meta(key, "")
     report.deleted = store.delete_notes(sorted(gone))
     signature = config_signature(config)
     wanted = None if paths is None else set(paths)  # built once: not once per note
@@ -121,7 +128,6 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
         # are read again
         now = boilerplate.frequent((p, boilerplate.from_blob(b)) for p, b in store.line_keys())
         if now != common:
-            store.set_meta("boilerplate", boilerplate.dumps(now))
             changed = boilerplate.flipped(common, now)
             again = [p for p, b in store.line_keys() if posixpath.dirname(p) in changed
                      and np.isin(boilerplate.from_blob(b), changed[posixpath.dirname(p)]).any()]
@@ -131,26 +137,26 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
                               old_hashes, now, force=True) and rel not in report.changed:
                     report.changed.append(rel)
                 progress("boilerplate", done, len(again))
+            store.set_meta("boilerplate", boilerplate.dumps(now))  # once every note has it
     if gone or any(p not in known for p in report.changed) \
-            or store.get_meta("links_signature") != signature:
+            or flags["links_signature"] != signature:
         _relink(store)  # a new or removed note can change what any link resolves to
-        store.set_meta("links_signature", signature)
         report.relinked = True
     elif report.changed:
         _relink(store, report.changed, sorted(known))  # the same notes as before
+    store.set_meta("links_signature", signature)
     # which lenses are active changes only with notes: a sync that stored none reuses it
-    saved = store.get_meta("active_lenses") or ""
+    saved = flags["active_lenses"] or ""
     if not report.changed and not gone and saved.startswith(signature + ":"):
         active = [name for name in saved.split(":", 1)[1].split(",") if name]
     else:
         active = active_lenses(store, config)
-        store.set_meta("active_lenses", f"{signature}:{','.join(active)}")
+    store.set_meta("active_lenses", f"{signature}:{','.join(active)}")
     report.rewritten = rewrite_missing(store, config, active, report, progress, make_rewriter)
     embedded: list[str] = []
     # After a sync that left nothing missing, only the notes stored now can miss vectors.
     complete = f"{embedder.id}|{','.join(active)}"
-    only = report.changed if store.get_meta("embedded_all") == complete else None
-    store.set_meta("embedded_all", "")  # until this embedding has finished
+    only = report.changed if flags["embedded_all"] == complete else None
     report.embedded = embed_missing(store, embedder, active, progress, embedded, only)
     report.embedded_paths = store.paths_of_texts(embedded)
     if not store.pending_rewrite_paths(active):
@@ -207,9 +213,9 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
         report.problems.append((rel, message))
         store.record_failure(rel, message)
         return False
-    ours = known and known[3] == signature and store.written_hash(rel) == note.content_hash
-    if not force and (ours or (known and known[0] == note.content_hash and known[3] == signature)):
-        # unchanged, or only our block changed (we wrote it): nothing to re-read downstream
+    if not force and known and known[0] == note.content_hash and known[3] == signature:
+        # unchanged (a block lenslink wrote is caught by `same_note` below, which also
+        # sees an edit that was undone back to the bytes lenslink wrote)
         store.touch_note(rel, note.mtime_ns, note.size, note.content_hash)
         report.unchanged += 1
         return False
