@@ -223,6 +223,7 @@ def apply(plan: WritePlan) -> None:
         handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=TEMP_SUFFIX)
     except OSError as error:
         raise NoteError(f"{plan.rel}: cannot write ({error.strerror or error})") from None
+    swapped = False  # once swapped in, `temp` holds what was displaced: never delete that
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(plan.new)
@@ -237,18 +238,21 @@ def apply(plan: WritePlan) -> None:
         if _sha256(current) != plan.original_sha256:
             raise WriteConflict(f"{plan.rel}: note changed since it was read; not written")
         if _exchange(temp, str(plan.path)):
+            swapped = True
             # `temp` now holds what we displaced: someone's save in the last instant?
             if _sha256(Path(temp).read_bytes()) != plan.original_sha256:
-                _exchange(temp, str(plan.path))  # theirs goes back
                 raise WriteConflict(f"{plan.rel}: note changed while it was written; not written")
             crash_point("write.swapped")
+            swapped = False  # what we displaced is the note as we read it: ours may go
             os.unlink(temp)
         else:
             os.replace(temp, plan.path)
     except BaseException as error:
         try:
+            if swapped:  # put back what we displaced (theirs), whatever went wrong
+                _exchange(temp, str(plan.path))
             os.unlink(temp)
-        except FileNotFoundError:
+        except OSError:
             pass
         if isinstance(error, OSError):
             raise NoteError(f"{plan.rel}: cannot write ({error.strerror or error})") from error
