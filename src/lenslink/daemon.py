@@ -218,9 +218,7 @@ class Service:
                 if rebuild or not self.vault.loaded:
                     self.vault.refresh()
                 else:  # only what changed (our own block writes change nothing)
-                    edited = {p for p in set(before) | set(after) if before.get(p, (None,))[0]
-                              != after.get(p, (None,))[0] and not self._our_write(p, after.get(p, ("",))[0])}
-                    self.vault.refresh(sorted(edited | set(report.embedded_paths)))
+                    self.vault.refresh(sorted(self._edited(before, after) | set(report.embedded_paths)))
                 self._train_if_links_grew()
             self._unsynced = None
             self.state.last_sync = time.time()
@@ -312,16 +310,19 @@ class Service:
         """In auto mode, a note whose content changed gets its own block rewritten once it
         has been quiet for `quiet` seconds; our own writes do not count as changes."""
         due = time.monotonic() + self.quiet
-        for path, state in after.items():
-            if before.get(path, (None,))[0] != state[0] and not self._our_write(path, state[0]):
-                self.state.pending_writes[path] = due
+        for path in self._edited(before, after) & set(after):
+            self.state.pending_writes[path] = due
         for path in list(self.state.pending_writes):
             if path not in after:
                 del self.state.pending_writes[path]
 
-    def _our_write(self, path: str, content_hash: str) -> bool:
-        row = self.vault.store.db.execute("SELECT file_hash FROM written WHERE path=?", [path]).fetchone()
-        return bool(row) and row[0] == content_hash
+    def _edited(self, before: dict, after: dict) -> set[str]:
+        """Notes added, changed or deleted between two `note_states`, our own block
+        writes left out."""
+        store = self.vault.store
+        return {p for p in set(before) | set(after)
+                if before.get(p, (None,))[0] != after.get(p, (None,))[0]
+                and not (p in after and store.written_hash(p) == after[p][0])}
 
     def _write_due(self) -> None:
         now = time.monotonic()

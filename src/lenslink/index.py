@@ -193,15 +193,14 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
         report.failed += 1
         report.problems.append((rel, f"cannot read: {exc.strerror or exc}"))
         return False
-    if known and known[1:] == (st.st_mtime_ns, st.st_size, signature) and not (force or hash_check):
-        report.unchanged += 1
-        return False
-    if hash_check and known and known[1:] == (st.st_mtime_ns, st.st_size, signature) and not force:
-        try:  # the sweep: hash the bytes first, parse only what really changed
-            with open(os.path.join(root, rel), "rb") as f:
-                same = hashlib.sha256(f.read()).hexdigest() == known[0]
-        except OSError:
-            same = False
+    if known and known[1:] == (st.st_mtime_ns, st.st_size, signature) and not force:
+        same = True  # the fast path: size and mtime as stored
+        if hash_check:  # the sweep: hash the bytes first, parse only what really changed
+            try:
+                with open(os.path.join(root, rel), "rb") as f:
+                    same = hashlib.sha256(f.read()).hexdigest() == known[0]
+            except OSError:
+                same = False
         if same:
             report.unchanged += 1
             return False

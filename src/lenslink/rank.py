@@ -154,8 +154,7 @@ class VaultIndex:
         rows = np.array([self.row[p] for p in owners_path], dtype=np.int64)
         d = matrix.shape[1] if matrix.size else 0
         if len(owners_path):
-            sums = np.add.reduceat(matrix.astype(np.float64), starts, axis=0)
-            vecs = sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
+            vecs = _note_vectors(matrix, starts)
             mean = vecs.mean(axis=0)
             centred = _centre(vecs, mean)
         else:
@@ -255,9 +254,7 @@ class VaultIndex:
                 continue
             picked, chunk_texts = chunks[r]
             vectors = matrix[picked]
-            # the same arithmetic as a full load (`_view`), so both give the same floats
-            sums = np.add.reduceat(vectors.astype(np.float64), [0], axis=0)
-            vec = sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
+            vec = _note_vectors(vectors, [0])  # as a full load computes it, to the bit
             raw[i] = vec[0]
             centred[i] = _centre(vec, mean)[0]
             meta = self._meta(self.notes[r])
@@ -437,6 +434,13 @@ class VaultIndex:
         """Paths the lens applies to as a source (what `related --all` iterates)."""
         view = self.views[lens_name]
         return sorted(self.notes[int(view.rows[i])].path for i in np.flatnonzero(view.sources))
+
+
+def _note_vectors(chunk_vectors: np.ndarray, starts) -> np.ndarray:
+    """L2-normalised sums of chunk vectors, one per note whose chunks begin at `starts`
+    (float64; full loads and incremental updates share it so both give the same floats)."""
+    sums = np.add.reduceat(chunk_vectors.astype(np.float64), starts, axis=0)
+    return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
 
 
 def _centre(vecs: np.ndarray, mean: np.ndarray) -> np.ndarray:
