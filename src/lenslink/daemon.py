@@ -6,8 +6,10 @@ read the current ranking snapshot and a second, read-only use of the database.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -75,13 +77,22 @@ class VaultLock:
             handle.seek(0)
             owner = handle.read().strip() or "another process"
             handle.close()
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                owner = str(json.loads(owner).get("pid", owner))
             raise ConfigError(f"another lenslink daemon (pid {owner}) is serving this vault; "
                               "stop it first") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
         self.handle = handle
+        self._write(str(os.getpid()))
+
+    def announce(self, host: str, port: int) -> None:
+        """Say where this daemon serves (read by `client.find`: the CLI asks it)."""
+        self._write(json.dumps({"pid": os.getpid(), "host": host, "port": port}))
+
+    def _write(self, text: str) -> None:
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(text)
+        self.handle.flush()
 
     def release(self) -> None:
         if self.handle is not None:
@@ -432,6 +443,7 @@ def serve(vault, *, db=None, embedder=None, host: str = "127.0.0.1", port: int =
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         service.start()
+        lock.announce(*server.server_address[:2])
         if on_ready:
             on_ready(server.server_address)
         server.serve_forever(poll_interval=0.2)

@@ -164,7 +164,7 @@ class VaultIndex:
         return LensView(lens=lens, rows=rows, centred=centred.astype(np.float32),
                         raw=vecs.astype(np.float32),
                         chunk_start=np.array(starts + [len(paths)], dtype=np.int64),
-                        chunk_vectors=matrix, chunk_texts=list(texts),
+                        chunk_vectors=matrix, chunk_texts=[_clip(t) for t in texts],
                         sources=np.array([lens.source.matches(m) for m in metas], dtype=bool),
                         candidates=np.array([lens.candidates.matches(m) for m in metas], dtype=bool),
                         position={int(r): i for i, r in enumerate(rows)}, mean=mean)
@@ -260,7 +260,7 @@ class VaultIndex:
             meta = self._meta(self.notes[r])
             sources[i] = view.lens.source.matches(meta)
             candidates[i] = view.lens.candidates.matches(meta)
-            patch[i] = (vectors, chunk_texts)
+            patch[i] = (vectors, [_clip(t) for t in chunk_texts])
         keep = same_graph and not appended and len(position) == len(view.position) and \
             np.array_equal(sources, view.sources) and np.array_equal(candidates, view.candidates)
         return dataclasses.replace(view, rows=rows, raw=raw, centred=centred, sources=sources,
@@ -426,14 +426,21 @@ class VaultIndex:
         query_vectors, _ = view.chunks(query)
         if len(texts) == 0 or len(query_vectors) == 0:
             return ""
-        best = int(np.argmax(vectors @ query_vectors.mean(axis=0)))
-        text = " ".join(texts[best].split())
-        return text if len(text) <= PASSAGE_CHARS else text[:PASSAGE_CHARS - 1] + "\u2026"
+        return texts[int(np.argmax(vectors @ query_vectors.mean(axis=0)))]
 
     def lens_notes(self, lens_name: str) -> list[str]:
         """Paths the lens applies to as a source (what `related --all` iterates)."""
         view = self.views[lens_name]
         return sorted(self.notes[int(view.rows[i])].path for i in np.flatnonzero(view.sources))
+
+
+def _clip(text: str) -> str:
+    """A chunk as its passage is shown: whitespace collapsed, at most PASSAGE_CHARS. All a
+    snapshot keeps of a chunk's text (at 100,000 notes the whole texts were gigabytes)."""
+    head = " ".join(text[:PASSAGE_CHARS * 8].split())  # enough, unless mostly whitespace
+    if len(head) <= PASSAGE_CHARS and len(text) > PASSAGE_CHARS * 8:
+        head = " ".join(text.split())
+    return head if len(head) <= PASSAGE_CHARS else head[:PASSAGE_CHARS - 1] + "\u2026"
 
 
 def _note_vectors(chunk_vectors: np.ndarray, starts) -> np.ndarray:

