@@ -260,3 +260,31 @@ def test_an_update_that_changes_nothing_gives_exactly_the_same_scores(opened):
         assert np.array_equal(updated.lexical(row), full_load.lexical(row)), note
         assert [(r.path, r.score) for r in updated.related(note, "topic", 10)] == \
             [(r.path, r.score) for r in full_load.related(note, "topic", 10)]
+
+
+def test_lenses_of_the_same_texts_share_arrays_until_a_note_leaves_one(tiny_vault, tmp_path,
+                                                                        fake_embedder):
+    """Two lenses embedding the same texts share one copy of the vectors (memory); when a
+    note then leaves one lens only, each ranks as after a full load."""
+    config = ('[lenses.all]\n'
+              '[lenses.kept]\nsource = {exclude_tags = ["gone"]}\n'
+              'candidates = {exclude_tags = ["gone"]}\n')
+    root = tiny_vault(cluster_notes(linked=False), config=config)
+    with Vault(root, db=tmp_path / "index.db", embedder="fake") as vault:
+        vault.index()
+        loaded = vault.refresh()
+        assert loaded.views["kept"].raw is loaded.views["all"].raw
+        note = root / "garden/garden 0.md"
+        note.write_text("---\ntags: [gone]\n---\n" + note.read_text(encoding="utf-8"), encoding="utf-8")
+        after = vault.refresh(sync(vault, "garden/garden 0.md"))
+        assert after.patched == 1
+        reference = full(vault)
+        for lens in ("all", "kept"):
+            for source in reference.lens_notes(lens):
+                top = {p.split("/")[0] for p in paths(after.related(source, lens, 3))}
+                assert top == {p.split("/")[0] for p in paths(reference.related(source, lens, 3))}
+        shown = {r.path: r.cosine for r in after.related("garden/garden 1.md", "all", 100)}
+        expected = {r.path: r.cosine for r in reference.related("garden/garden 1.md", "all", 100)}
+        assert shown["garden/garden 0.md"] == pytest.approx(expected["garden/garden 0.md"], abs=0.05)
+        assert shown["garden/garden 0.md"] > 0.2  # its vector is still there for this lens
+        assert "garden/garden 0.md" not in paths(after.related("garden/garden 1.md", "kept", 100))

@@ -105,7 +105,14 @@ class VaultIndex:
         self._names: dict[str, int] | None = None
         self._edges: tuple[np.ndarray, np.ndarray] | None = None
         self.patched = 0  # notes re-read by `updated` since the full load
-        self.views = {lens.name: self._view(lens, *lens_data[lens.name]) for lens in config.lenses}
+        self.views: dict[str, LensView] = {}
+        for lens in config.lenses:
+            data = lens_data[lens.name]
+            # Lenses that embed the same texts (same template, other filters: topic and
+            # daily by default) share their arrays: a third less memory at 100,000 notes.
+            twin = next((self.views[o.name] for o in config.lenses if o.name in self.views
+                         and _same_texts(lens_data[o.name], data)), None)
+            self.views[lens.name] = self._view(lens, *data, twin=twin)
         for view in self.views.values():
             view.model = (models or {}).get(view.lens.name)
             if view.model is None:
@@ -147,8 +154,16 @@ class VaultIndex:
             view.features = learn.PairFeatures(self, view, view.model.projection if view.model else None)
         return view.features, view.graph
 
-    def _view(self, lens: Lens, paths, chunk_nos, texts, matrix) -> LensView:
-        """A lens's notes from its chunks, which come in (path, chunk) order."""
+    def _view(self, lens: Lens, paths, chunk_nos, texts, matrix, twin: LensView | None = None) -> LensView:
+        """A lens's notes from its chunks, which come in (path, chunk) order; with `twin`,
+        a view of the same chunks, its arrays are shared and only the filters are new."""
+        if twin is not None:
+            metas = [self._meta(self.notes[r]) for r in twin.rows]
+            return dataclasses.replace(
+                twin, lens=lens, chunk_patch={}, calibrator=calibrate.Calibrator("percentile"),
+                model=None, graph=None, features=None,
+                sources=np.array([lens.source.matches(m) for m in metas], dtype=bool),
+                candidates=np.array([lens.candidates.matches(m) for m in metas], dtype=bool))
         starts = [i for i in range(len(paths)) if i == 0 or paths[i] != paths[i - 1]]
         owners_path = [paths[i] for i in starts]
         rows = np.array([self.row[p] for p in owners_path], dtype=np.int64)
@@ -214,13 +229,19 @@ class VaultIndex:
         new._names = self._names if not (added or gone) else None
         new._edges = self._edges if not (added or gone) and new.links == self.links else None
         same_graph = new._edges is not None  # no note added or removed, no link changed
-        new.views = {name: new._patch_view(view, store.lens_vectors(embedder_id, name, fresh), touched,
-                                           same_graph)
-                     for name, view in self.views.items()}
+        new.views, seen = {}, set()
+        for name, view in self.views.items():
+            # A view sharing its arrays with one patched before it gets its own copy: the
+            # two lenses' chunks of a note may differ from now on.
+            own = id(view.raw) in seen
+            seen.add(id(view.raw))
+            new.views[name] = new._patch_view(view, store.lens_vectors(embedder_id, name, fresh),
+                                              touched, same_graph, copy_arrays=own)
         new.patched = self.patched + len(touched)
         return new
 
-    def _patch_view(self, view: LensView, data, touched: set[int], same_graph: bool = False) -> LensView:
+    def _patch_view(self, view: LensView, data, touched: set[int], same_graph: bool = False,
+                    copy_arrays: bool = False) -> LensView:
         """A copy of `view` with the chunks of the `touched` vault rows replaced (and its
         link graph kept when `same_graph` and no note joined or left the lens)."""
         paths, _, texts, matrix = data
@@ -236,7 +257,7 @@ class VaultIndex:
             position[r] = n + k
         size = n + len(appended)
         d = view.raw.shape[1] if view.raw.ndim == 2 and view.raw.shape[1] else (matrix.shape[1] if matrix.size else 0)
-        raw, centred = _grown(view.raw, size, d), _grown(view.centred, size, d)
+        raw, centred = (_grown(a.copy() if copy_arrays else a, size, d) for a in (view.raw, view.centred))
         sources = np.concatenate([view.sources, np.zeros(len(appended), dtype=bool)])
         candidates = np.concatenate([view.candidates, np.zeros(len(appended), dtype=bool)])
         rows = np.concatenate([view.rows, np.array(appended, dtype=np.int64)])
@@ -432,6 +453,11 @@ class VaultIndex:
         """Paths the lens applies to as a source (what `related --all` iterates)."""
         view = self.views[lens_name]
         return sorted(self.notes[int(view.rows[i])].path for i in np.flatnonzero(view.sources))
+
+
+def _same_texts(a: tuple, b: tuple) -> bool:
+    """Whether two lenses' (paths, chunk numbers, texts, matrix) hold the same chunks."""
+    return len(a[0]) == len(b[0]) and a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
 
 
 def _clip(text: str) -> str:
