@@ -274,7 +274,7 @@ def test_the_cli_asks_a_running_daemon_and_ranks_alone_without_one(vault, serve_
 
     first.proc.send_signal(signal.SIGKILL)
     first.wait_exit()
-    assert client.find(db) is None  # the lock file remains, but nobody holds it
+    assert client.find(db) is None  # the lock file remains, its process is gone
     result = CliRunner().invoke(main, ["related", str(vault), "bread-0", "--json"])
     assert result.exit_code == 0, result.output
     assert [r["path"] for r in json.loads(result.output)["related"]] == [r["path"] for r in expected]

@@ -2,14 +2,14 @@
 answer in a fraction of a second on a large vault while `lenslink serve` runs.
 
 The daemon holds an exclusive lock on `DB.lock` and writes where it serves into it
-(`VaultLock.announce`). A CLI that finds that lock held and an answer at that address
-asks the daemon; anything else (no daemon, another version, an error) returns None and
-the caller ranks by itself.
+(`VaultLock.announce`). A CLI that finds that process alive and an answer at that
+address asks the daemon; anything else (no daemon, another version, an error) returns
+None and the caller ranks by itself.
 """
 from __future__ import annotations
 
-import fcntl
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,21 +21,23 @@ TIMEOUT_S = 10.0
 
 
 def find(db_path: Path) -> tuple[str, int] | None:
-    """(host, port) of the daemon serving this database, or None."""
+    """(host, port) of the daemon serving this database, or None. The lock is not
+    touched (taking it, even shared, could make a daemon starting that instant fail):
+    the announced process must be alive, and a dead one's reused pid fails to answer."""
     lock = db_path.with_suffix(db_path.suffix + ".lock")
     try:
-        with open(lock, encoding="utf-8") as handle:
-            try:  # a lock we can take is a lock nobody holds: no daemon
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                fcntl.flock(handle, fcntl.LOCK_UN)
-                return None
-            except OSError:
-                pass
-            where = json.loads(handle.read() or "null")
+        where = json.loads(lock.read_text(encoding="utf-8") or "null")
     except (OSError, ValueError):
         return None
-    if not isinstance(where, dict) or not isinstance(where.get("port"), int):
+    if not isinstance(where, dict) or not isinstance(where.get("port"), int) \
+            or not isinstance(where.get("pid"), int):
         return None  # a daemon still starting, or one that does not announce itself
+    try:
+        os.kill(where["pid"], 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
     return str(where.get("host") or "127.0.0.1"), where["port"]
 
 
@@ -52,6 +54,7 @@ def related(db_path: Path, path: str, lens: str | None, top: int | None) -> list
         return None
     host, port = where
     query = {"path": path, **({"lens": lens} if lens else {}), **({"top": top} if top else {})}
+    host = f"[{host}]" if ":" in host else host  # IPv6
     url = f"http://{host}:{port}/v1/related?{urllib.parse.urlencode(query)}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     try:
