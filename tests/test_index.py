@@ -321,8 +321,8 @@ def test_binary_file_named_md_fails_alone(tiny_vault, db, fake_embedder):
 def test_note_vanishing_between_scan_and_stat_is_a_warning(vault, db, fake_embedder, monkeypatch):
     scan = notes_mod.scan_vault
 
-    def scan_then_delete(root, exclude=()):
-        found = scan(root, exclude)
+    def scan_then_delete(root, exclude=(), **options):
+        found = scan(root, exclude, **options)
         (root / "projects/Bread.md").unlink()
         return found
 

@@ -93,11 +93,11 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     progress = progress or (lambda stage, done, total: None)
     if rebuild:
         store.reset()
+    scan = notes_mod.scan_vault(root, config.exclude, hidden_suffix=writeback.TEMP_SUFFIX)
     if paths is None:  # what a killed write left beside the notes
-        for temp in writeback.remove_stale_temp_files(root):
+        for temp in writeback.remove_stale_temp_files(root, scan.hidden):
             report.problems.append(("", f"removed a temp file left by an interrupted write: "
                                         f"{temp.relative_to(root).as_posix()}"))
-    scan = notes_mod.scan_vault(root, config.exclude)
     found = list(scan.paths)
     report.problems += list(scan.problems)  # (path, message) pairs already
     report.scanned = len(found)

@@ -70,12 +70,14 @@ class Note:
 # ---------------------------------------------------------------- scanning
 
 class ScanResult(NamedTuple):
-    """What `scan_vault` found: sorted note paths, and (path, message) for what it skipped."""
+    """What `scan_vault` found: sorted note paths, (path, message) for what it skipped,
+    and the hidden files whose names end with the asked-for suffix."""
     paths: tuple[str, ...]
     problems: tuple[tuple[str, str], ...]
+    hidden: tuple[str, ...] = ()
 
 
-def scan_vault(root: Path, exclude: Sequence[str] = ()) -> ScanResult:
+def scan_vault(root: Path, exclude: Sequence[str] = (), hidden_suffix: str = "") -> ScanResult:
     """The notes (`*.md`, any case) under `root` as sorted vault-relative POSIX paths.
 
     Skipped: hidden paths (`.obsidian/`, `.trash/`, ...), paths matching an `exclude`
@@ -84,6 +86,8 @@ def scan_vault(root: Path, exclude: Sequence[str] = ()) -> ScanResult:
     and symlinked folders (Obsidian ignores in-vault ones; their notes are listed under
     the real path, which also rules out loops). Unreadable folders and skipped symlinks
     are reported in `problems`, never raised; only a missing `root` raises `NoteError`.
+    Hidden files ending with `hidden_suffix` in the folders scanned are listed in
+    `hidden` (the sync finds lenslink's stale temp files in the same walk).
     """
     top = os.fspath(root)
     if not os.path.isdir(top):
@@ -91,6 +95,7 @@ def scan_vault(root: Path, exclude: Sequence[str] = ()) -> ScanResult:
     real_top = os.path.realpath(top)
     rules = [_ExcludeRule(p) for p in exclude if p.strip()]
     found: list[str] = []
+    hidden: list[str] = []
     problems: list[tuple[str, str]] = []
     stack = [("", top)]
     while stack:
@@ -103,6 +108,8 @@ def scan_vault(root: Path, exclude: Sequence[str] = ()) -> ScanResult:
             continue
         for entry in entries:
             if entry.name.startswith("."):
+                if hidden_suffix and entry.name.endswith(hidden_suffix):
+                    hidden.append(f"{rel_dir}/{entry.name}" if rel_dir else entry.name)
                 continue
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             if not _valid_name(entry.name):
@@ -129,7 +136,7 @@ def scan_vault(root: Path, exclude: Sequence[str] = ()) -> ScanResult:
                     found.append(rel)
             except OSError as e:
                 problems.append((rel, f"skipped: {e.strerror or e}"))
-    return ScanResult(tuple(sorted(found)), tuple(problems))
+    return ScanResult(tuple(sorted(found)), tuple(problems), tuple(sorted(hidden)))
 
 
 def _valid_name(name: str) -> bool:
