@@ -27,6 +27,11 @@ VOTE_NEIGHBOURS = 20
 FOLDS = 5
 MIN_LINKED_QUERIES = 10   # fewer linked source notes than this: no training, fall back
 PROJ_DIM = 64
+# Training cost caps (a seeded sample above them; real vaults of a few thousand notes stay
+# below): notes whose candidates become training rows, and source notes whose links
+# train the projection. They keep training at 100,000 notes to minutes.
+MAX_TRAIN_QUERIES = 4000
+MAX_PROJECTION_SOURCES = 2000
 
 
 @dataclass
@@ -276,20 +281,31 @@ def nearest_candidates(view, sources, count: int = 20) -> dict[int, np.ndarray]:
     return out
 
 
+def projection_sources(graph: Graph, seed: int = 0) -> list[int]:
+    """The source notes whose links train the projection: all, or a seeded sample."""
+    sources = sorted(graph.out)
+    if len(sources) > MAX_PROJECTION_SOURCES:
+        sources = sorted(random.Random(seed).sample(sources, MAX_PROJECTION_SOURCES))
+    return sources
+
+
 def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
                      epochs: int = 40, lr: float = 0.05, check=None,
-                     nearest: dict[int, np.ndarray] | None = None) -> Projection | None:
+                     nearest: dict[int, np.ndarray] | None = None,
+                     sources: list[int] | None = None) -> Projection | None:
     """Fit Q, K (k x d) with the logistic loss on sigma(s * (Q v_a).(K v_b) + c):
     positives are linked pairs, negatives half the nearest unlinked, half random.
-    `nearest` (from `nearest_candidates`) may be shared between calls on one view."""
-    pairs = [(s, t) for s, ts in graph.out.items() for t in ts]
+    Only the links of `sources` (default: `projection_sources`) that are in `graph`
+    count; `nearest` (from `nearest_candidates`) may be shared between calls on one view."""
+    sources = projection_sources(graph, seed) if sources is None else sources
+    pairs = [(s, t) for s in sources for t in sorted(graph.out.get(s, ()))]
     if len(pairs) < 20:
         return None
     rng = np.random.default_rng(seed)
-    v = view.centred.astype(np.float32)
-    n, d = v.shape
+    v_all = view.centred.astype(np.float32)
+    d = v_all.shape[1]
     k = min(PROJ_DIM, d)
-    q = _principal_axes(v, k, rng)
+    q = _principal_axes(v_all, k, rng)
     key = q.copy()
     cands = np.flatnonzero(view.candidates)
     src = np.array([s for s, _ in pairs])
@@ -303,6 +319,11 @@ def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
         hard.append(choices[rng.integers(len(choices))] if choices else rng.choice(cands))
     a = np.concatenate([src, src, src])
     b = np.concatenate([pos, np.array(hard), rng.choice(cands, size=len(src))])
+    # Only the notes in a pair get a gradient: work on their rows alone (the same sums).
+    rows, local = np.unique(np.concatenate([a, b]), return_inverse=True)
+    a, b = local[:len(a)], local[len(a):]
+    v = v_all[rows]
+    n = len(rows)
     y = np.concatenate([np.ones(len(src)), np.zeros(2 * len(src))]).astype(np.float32)
     scale, bias = 5.0, -2.0
     m_q, m_k = np.zeros_like(q), np.zeros_like(key)
@@ -350,19 +371,23 @@ def training_set(index, view, graph: Graph, folds: int, seed: int, with_projecti
     """Features and labels per fold, each fold's notes made to look new."""
     queries = sorted(graph.out)
     random.Random(seed).shuffle(queries)
+    featured = set(queries[:MAX_TRAIN_QUERIES])  # the shuffle makes this a seeded sample
     xs, ys, fold_of = [], [], []
     asymmetric = view.lens.source != view.lens.candidates
     features = PairFeatures(index, view)
     features.index_mentions()
-    nearest = nearest_candidates(view, queries) if with_projection else None
+    sources = projection_sources(graph, seed)
+    nearest = nearest_candidates(view, sources) if with_projection else None
     for f in range(folds):
         fold = set(queries[f::folds])
         visible = graph.without(fold)
         features.projection = (train_projection(view, visible, asymmetric, seed, check=check,
-                                                nearest=nearest) if with_projection else None)
-        for n, q in enumerate(sorted(fold)):
+                                                nearest=nearest, sources=sources)
+                               if with_projection else None)
+        ranked = sorted(fold & featured)
+        for n, q in enumerate(ranked):
             if n % 256 == 0:
-                features.prefetch(sorted(fold)[n:n + 256])  # bounded memory
+                features.prefetch(ranked[n:n + 256])  # bounded memory
             if check:
                 check()
             cand, x = features.query(q, visible, view.candidates)
@@ -408,8 +433,9 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
     mean, std = x.mean(0), x.std(0) + 1e-6
     w, b = fit_logistic((x - mean) / std, y)
     asymmetric = view.lens.source != view.lens.candidates
-    proj = (train_projection(view, graph, asymmetric, seed, check=check,
-                             nearest=nearest_candidates(view, graph.out)) if with_projection else None)
+    sources = projection_sources(graph, seed)
+    proj = (train_projection(view, graph, asymmetric, seed, check=check, sources=sources,
+                             nearest=nearest_candidates(view, sources)) if with_projection else None)
     report["weights"] = {f: round(float(v), 4) for f, v in zip(FEATURES, w)}
     return Model(mean=mean, std=std, weights=w, bias=b, projection=proj, report=report)
 

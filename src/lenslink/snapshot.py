@@ -6,12 +6,21 @@ parser signature, the lens signatures, stored rankers, vector count, embedder an
 lenslink version); a file whose key differs from the store's is ignored and replaced.
 It is written atomically and only by lenslink, in the user's data folder; a damaged or
 unreadable file is ignored (the snapshot is then built from the store).
+
+Layout: the key line, a JSON line with the sizes, the pickled index (protocol 5) and,
+each aligned to 64 bytes, the raw bytes of its numpy arrays, pickled out of band. A load
+maps the file copy-on-write and the arrays use the mapped bytes where they lie: loading
+costs what the Python objects cost (the vectors are hundreds of MB at 100,000 notes),
+the pages are read as queries touch them, and the few rows an update writes are copied.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import logging
+import mmap
 import os
 import pickle
 from pathlib import Path
@@ -21,7 +30,8 @@ from .lenses import VaultConfig
 from .store import Store
 
 log = logging.getLogger("lenslink.snapshot")
-FORMAT = 1
+FORMAT = 2
+ALIGN = 64
 MAGIC = b"lenslink-snapshot\n"
 
 
@@ -44,13 +54,37 @@ def state_key(store: Store, config: VaultConfig, embedder_id: str) -> str:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def _no_gc():
+    """The cyclic collector off while millions of objects are made at once: it would
+    run hundreds of times over a growing heap (4.5 s instead of 0.9 s for 100,000 notes)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _aligned(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
 def save(index, key: str, path: Path) -> None:
     """Write the snapshot (without its per-query caches) atomically; errors are logged."""
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     try:
+        buffers: list[pickle.PickleBuffer] = []
+        data = pickle.dumps(index.without_caches(), protocol=5, buffer_callback=buffers.append)
+        views = [b.raw() for b in buffers]
+        head = MAGIC + key.encode("ascii") + b"\n" + json.dumps(
+            {"pickle": len(data), "buffers": [v.nbytes for v in views]}).encode() + b"\n"
         with open(tmp, "wb") as out:
-            out.write(MAGIC + key.encode("ascii") + b"\n")
-            pickle.dump(index.without_caches(), out, protocol=pickle.HIGHEST_PROTOCOL)
+            out.write(head)
+            for chunk in (data, *views):
+                out.write(b"\0" * (_aligned(out.tell()) - out.tell()))
+                out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
@@ -69,7 +103,19 @@ def load(path: Path, key: str, config: VaultConfig):
         with open(path, "rb") as f:
             if f.readline() != MAGIC or f.readline().rstrip(b"\n") != key.encode("ascii"):
                 return None
-            index = pickle.load(f)
+            sizes = json.loads(f.readline())
+            pos = _aligned(f.tell())
+            mapped = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
+        data = mapped[pos:pos + sizes["pickle"]]
+        pos = _aligned(pos + sizes["pickle"])
+        buffers = []
+        for n in sizes["buffers"]:
+            if pos + n > len(mapped):
+                raise ValueError("the file is shorter than its header says")
+            buffers.append(mapped[pos:pos + n])
+            pos = _aligned(pos + n)
+        with _no_gc():
+            index = pickle.loads(data, buffers=buffers)
     except FileNotFoundError:
         return None
     except Exception as exc:  # damaged: build it again
