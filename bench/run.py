@@ -6,7 +6,7 @@ numbers as JSON; this script prints each one's full output as it goes, then the 
 bench/quality.py (ranking quality) is separate and not run here.
 
 Usage:
-  python bench/run.py            # full sizes (10,000-note vaults, the whole real vault)
+  python bench/run.py            # full sizes (100,000 and 10,000-note vaults, the whole real vault)
   python bench/run.py --quick    # small sizes, a few minutes
   python bench/run.py --only query_speed index_speed --tmp /dev/shm
 """
@@ -26,15 +26,21 @@ import common  # noqa: E402
 
 FULL = {
     "synth": ["--notes", "100000"],
+    "embed_precision": ["--notes", "300"],
+    "llm_index": [],
     "index_speed": [],
     "query_speed": ["--notes", "10000", "--queries", "200"],
     "daemon_latency": ["--notes", "10000", "--burst", "1000", "--requests", "200"],
+    "scale": ["--notes", "100000", "--llm", "--train"],
 }
 QUICK = {
     "synth": ["--notes", "10000"],
+    "embed_precision": ["--notes", "50", "--rounds", "2"],
+    "llm_index": ["--limit", "60"],
     "index_speed": ["--limit", "100"],
     "query_speed": ["--notes", "1000", "--queries", "100", "--train-timeout", "600"],
     "daemon_latency": ["--notes", "500", "--burst", "20", "--requests", "100", "--timeout", "600"],
+    "scale": ["--notes", "3000", "--llm", "--train", "--requests", "50"],
 }
 
 
@@ -134,6 +140,38 @@ def summary(results: dict[str, dict]) -> list[tuple[str, str, str]]:
             (f"{n} notes: {lens}, learned p50 / p99",
              f"{get(q, 'learned', lens, 'p50_ms')} / {get(q, 'learned', lens, 'p99_ms')} ms", "< 50 ms"),
             (f"{n} notes: peak RSS", f"{q.get('maxrss_mb')} MB", ""),
+        ]
+    e = results.get("embed_precision")
+    if e:
+        rows += [
+            ("minilm 8-bit / fp32 notes/s", f"{get(e, 'int8_notes_per_s')} / {get(e, 'fp32_notes_per_s')}"
+             f" = {get(e, 'int8 / fp32 speed')}x", ">= 2.5x"),
+            ("minilm 8-bit vs fp32 cosine, mean / worst",
+             f"{get(e, 'cosine int8 to fp32', 'mean')} / {get(e, 'cosine int8 to fp32', 'min')}", ">= 0.995"),
+        ]
+    li = results.get("llm_index")
+    if li:
+        rows.append((f"full index of {li.get('notes')} real notes: llm embed-multi / lenslink index",
+                     f"{get(li, 'llm embed-multi', 'seconds')} s / {get(li, 'lenslink index', 'seconds')} s"
+                     f" = {li.get('llm seconds / lenslink seconds')}x", ">= 2.5x"))
+    sc = results.get("scale")
+    if sc:
+        n = sc.get("notes")
+        rows += [
+            (f"{n} notes: first index, peak RSS", f"{get(sc, 'first_index', 'seconds')} s, "
+             f"{get(sc, 'first_index', 'peak_rss_mb')} MB", "peak < 1 GB"),
+            (f"{n} notes: unchanged index (restart sync), median", secs(get(sc, 'restart_index', 'median_s')), ""),
+            (f"{n} notes: daemon start until ready", secs(get(sc, 'daemon', 'start_until_ready_s')), "< 5 s"),
+            (f"{n} notes: daemon idle RSS", f"{get(sc, 'daemon', 'idle_rss_mb (after')} MB", "< 400 MB"),
+            (f"{n} notes: GET /v1/related p50 / p99", f"{get(sc, 'daemon', '/v1/related', 'p50_ms')} / "
+             f"{get(sc, 'daemon', '/v1/related', 'p99_ms')} ms", "< 20 / < 50 ms"),
+            (f"{n} notes: CLI related (daemon serving / alone) vs llm similar",
+             f"{get(sc, 'daemon', 'cli_related_while_serving', 'median_s')} s / "
+             f"{get(sc, 'cli_related (snapshot', 'median_s')} s vs {get(sc, 'llm', 'similar', 'median_s')} s",
+             ">= 5x faster"),
+            (f"{n} notes: train (every lens)", secs(get(sc, 'train', 'seconds')), "< 2 min"),
+            (f"{n} notes: learned GET /v1/related p50 / p99", f"{get(sc, 'daemon_trained', '/v1/related', 'p50_ms')}"
+             f" / {get(sc, 'daemon_trained', '/v1/related', 'p99_ms')} ms", "< 50 ms"),
         ]
     d = results.get("daemon_latency")
     if d:
