@@ -131,6 +131,16 @@ class Daemon:
         return time.perf_counter() - start
 
 
+def until_ready(daemon: "Daemon", token: str, timeout: float, interval: float) -> tuple[Api, float, float | None]:
+    """(an Api on it, seconds until serving, seconds until its first sync was done or
+    None when it was not done within `timeout`)."""
+    host, port = daemon.wait_serving(timeout)
+    serving = time.perf_counter() - daemon.started
+    api = Api(host, port, token)
+    ready = wait_until(lambda: idle(status(api)), timeout, interval)
+    return api, serving, (time.perf_counter() - daemon.started) if ready else None
+
+
 def status(api: Api) -> dict:
     code, body = api.get("/v1/status")
     return body if code == 200 else {}
@@ -208,14 +218,12 @@ def run(args) -> dict:
         results["command"] = common.show(daemon.cmd)
         api = None
         try:
-            host, port = daemon.wait_serving(args.timeout)
-            results["startup_serving_s"] = round(time.perf_counter() - daemon.started, 2)
-            api = Api(host, port, token)
-            ready = wait_until(lambda: idle(status(api)), args.timeout, 0.5)
-            results["startup_ready_s (first sync done)"] = round(time.perf_counter() - daemon.started, 2)
-            if not ready:
+            api, serving, ready = until_ready(daemon, token, args.timeout, 0.5)
+            results["startup_serving_s"] = round(serving, 2)
+            if ready is None:
                 results["error"] = "the daemon did not become ready"
                 return results
+            results["startup_ready_s (first sync done)"] = round(ready, 2)
             results["embedded_at_startup"] = len(log_lines(embed_log))
             results["api"] = api_latency(api, sources, rng, args)
             results["single_edit"] = single_edit(api, vault_dir, sources, rng, embed_log, args)

@@ -28,7 +28,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -37,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cheap_embedder  # noqa: E402
 import common  # noqa: E402
 import synth  # noqa: E402
-from daemon_latency import Api, Daemon, idle, status, wait_until  # noqa: E402
+from daemon_latency import Daemon, until_ready  # noqa: E402
 
 LENSLINK = [sys.executable, str(common.CHEAP)]
 LLM = [sys.executable, str(common.BENCH / "llm_plugin.py")]
@@ -119,14 +118,12 @@ def daemon(vault: Path, db: Path, env: dict, picks: list[str], args, cli: bool =
     res: dict = {"command": common.show(d.cmd)}
     api = None
     try:
-        host, port = d.wait_serving(args.timeout)
-        res["start_until_serving_s"] = round(time.perf_counter() - d.started, 2)
-        api = Api(host, port, token)
-        ok = wait_until(lambda: idle(status(api)), args.timeout, 0.2)
-        res["start_until_ready_s"] = round(time.perf_counter() - d.started, 2)
-        if not ok:
+        api, serving, ready = until_ready(d, token, args.timeout, 0.2)
+        res["start_until_serving_s"] = round(serving, 2)
+        if ready is None:
             res["error"] = "not ready in time"
             return res
+        res["start_until_ready_s"] = round(ready, 2)
         res["idle_rss_mb (ready)"] = common.rss_mb(d.proc.pid)
         api.get(f"/v1/related?path={quote(picks[0])}")
         ms = [api.timed_get(f"/v1/related?path={quote(p)}")[0] for p in picks]
