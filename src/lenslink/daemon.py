@@ -146,7 +146,7 @@ class Service:
         self._worker: threading.Thread | None = None
         self._trainer: threading.Thread | None = None
         self._models_changed = threading.Event()
-        self._status_cache: tuple[tuple, dict] | None = None
+        self._status_cache: tuple[tuple, dict, float] | None = None
         self.ready = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------
@@ -362,10 +362,17 @@ class Service:
         # what the store holds changes only with a sync or a write: cache it until then
         key = (s.batches, s.written, s.phase, id(self.vault._index))
         cached = self._status_cache
-        if cached is None or cached[0] != key or s.phase != "ready":
+        # Counting a large store takes seconds (5 s at 100,000 notes): after a change, a
+        # count that took over half a second may be reused for twice as long as it took,
+        # so that polling clients never keep the daemon counting. Phase, progress and
+        # queue below are always live.
+        if cached is None or (cached[0] != key and time.monotonic() > cached[2]):
+            start = time.monotonic()
             with self.read_lock:
                 info = self.vault.status(store=self.reader)
-            self._status_cache = cached = (key, info)
+            now = time.monotonic()
+            reuse = 2 * (now - start) if now - start > 0.5 else 0.0
+            self._status_cache = cached = (key, info, now + reuse)
         info = dict(cached[1])
         info.update({"phase": s.phase, "progress": s.progress, "queue": len(self.queue),
                      "last_error": s.last_error, "last_sync": s.last_sync,

@@ -366,16 +366,17 @@ class Store:
         return sorted({r[0] for r in _select_in(
             self.db, "SELECT DISTINCT path FROM chunks WHERE text_hash IN", hashes)})
 
-    def chunk_counts(self, embedder_id: str, lenses: list[str]) -> tuple[int, int]:
+    def chunk_counts(self, embedder_id: str, lenses: list[str], complete: bool = False) -> tuple[int, int]:
         """(distinct texts that `lenses` need, those with a vector for this embedder); a
-        text waiting for its rewrite counts as needed, not embedded."""
+        text waiting for its rewrite counts as needed, not embedded. `complete`: a
+        finished sync found none missing (no need to look)."""
         marks = ",".join("?" * len(lenses))
         known = self.db.execute(f"SELECT count(DISTINCT text_hash) FROM chunks WHERE lens IN ({marks})"
                                 " AND text_hash != ?", [*lenses, PENDING]).fetchone()[0]
         waiting = self.db.execute(f"SELECT count(*) FROM (SELECT DISTINCT lens, original FROM chunks"
                                   f" WHERE lens IN ({marks}) AND text_hash = ?)",
                                   [*lenses, PENDING]).fetchone()[0]
-        return known + waiting, known - self.count_missing(embedder_id, lenses)
+        return known + waiting, known - (0 if complete else self.count_missing(embedder_id, lenses))
 
     def prune_vectors(self, hashes: Iterable[str] | None = None) -> int:
         """Drop vectors no chunk refers to any more (deleted or changed notes): all of

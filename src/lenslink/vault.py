@@ -270,8 +270,13 @@ class Vault:
         store = store or self.store
         rows = store.notes()
         embedder_id = store.get_meta("embedder")
-        active = index_mod.active_lenses(store, self.config)
-        chunks, embedded = store.chunk_counts(embedder_id or "", active)
+        # what the last finished sync recorded, when it is for this config (cheap)
+        saved = (store.get_meta("active_lenses") or "").split(":", 1)
+        active = [n for n in saved[1].split(",") if n] if len(saved) == 2 and \
+            saved[0] == index_mod.config_signature(self.config) else \
+            index_mod.active_lenses(store, self.config)
+        complete = store.get_meta("embedded_all") == f"{embedder_id}|{','.join(active)}"
+        chunks, embedded = store.chunk_counts(embedder_id or "", active, complete)
         problems = {r.path: list(r.problems) for r in rows if r.problems}
         for path, error in store.failures().items():
             problems.setdefault(path, []).append(error)
