@@ -259,7 +259,9 @@ def test_the_cli_asks_a_running_daemon_and_ranks_alone_without_one(vault, serve_
     first = serve_process(vault)
     ready_status(first.wait_serving())
     db = Vault(vault).db_path
-    assert client.find(db) == ("127.0.0.1", first.port)
+    host, port, instance = client.find(db)
+    assert (host, port) == ("127.0.0.1", first.port)
+    assert first.wait_serving().get("/v1/health").json["instance"] == instance
     expected = first.wait_serving().get("/v1/related?path=bread-0.md").json["related"]
 
     def no_local_ranking(*args, **kwargs):
@@ -278,6 +280,28 @@ def test_the_cli_asks_a_running_daemon_and_ranks_alone_without_one(vault, serve_
     result = CliRunner().invoke(main, ["related", str(vault), "bread-0", "--json"])
     assert result.exit_code == 0, result.output
     assert [r["path"] for r in json.loads(result.output)["related"]] == [r["path"] for r in expected]
+
+
+def test_the_cli_does_not_ask_another_process_or_a_daemon_with_an_older_config(vault, serve_process):
+    """The token goes only to the daemon the lock file names (same instance id), and only
+    when it ranks with the config the CLI reads now."""
+    from lenslink import client
+
+    first = serve_process(vault)
+    ready_status(first.wait_serving())
+    v = Vault(vault)
+    assert client.related(v.db_path, v.config, "bread-0.md", None, None)
+    lock = v.db_path.with_suffix(v.db_path.suffix + ".lock")
+    announced = json.loads(lock.read_text(encoding="utf-8"))
+    lock.write_text(json.dumps({**announced, "instance": "someone-else"}), encoding="utf-8")
+    assert client.related(v.db_path, v.config, "bread-0.md", None, None) is None
+    lock.write_text(json.dumps(announced), encoding="utf-8")
+    (vault / ".lenslink.toml").write_text("[lenses.topic]\ntop_k = 2\n", encoding="utf-8")
+    changed = Vault(vault)
+    assert client.related(changed.db_path, changed.config, "bread-0.md", None, None) is None
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.wait_exit() == 0
+    assert lock.read_text(encoding="utf-8") == ""  # a clean stop takes the announcement back
 
 
 @pytest.mark.parametrize("busy", [False, True], ids=["idle", "indexing"])

@@ -58,7 +58,7 @@ def test_fp32_graph_is_all_minilm(fp32):
     rich, pockets, itch = fp32.embed_batch(["Python can make you rich.",
                                             "Mastering Python can fill your pockets.",
                                             "Python can make you itch."])
-    assert fp32.id.startswith("minilm-l6-v2-fp32:53aa5117:")
+    assert fp32.id.startswith(f"minilm-l6-v2-fp32:53aa5117g{onnx_export.GRAPH_VERSION}:")
     assert float(rich @ pockets) > float(rich @ itch) + 0.05
     np.testing.assert_allclose(np.linalg.norm([rich, pockets, itch], axis=1), 1.0, atol=1e-5)
 

@@ -153,7 +153,7 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
         # A daemon serving this vault answers at once; loading the ranking takes seconds
         # on a large vault. Not when the embedder was chosen here: the daemon's may differ.
         results = None if embedder or os.environ.get(PRECISION_ENV) else \
-            client.related(v.db_path, path, lens, top)
+            client.related(v.db_path, v.config, path, lens, top)
         if results is None:
             results = v.related(path, lens, top)
         lens_name, rewrite = v.config.lens(lens).name, v.config.lens(lens).rewrite

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -20,48 +19,58 @@ from .rank import Related
 TIMEOUT_S = 10.0
 
 
-def find(db_path: Path) -> tuple[str, int] | None:
-    """(host, port) of the daemon serving this database, or None. The lock is not
-    touched (taking it, even shared, could make a daemon starting that instant fail):
-    the announced process must be alive, and a dead one's reused pid fails to answer."""
+def find(db_path: Path) -> tuple[str, int, str] | None:
+    """(host, port, instance id) the daemon serving this database announced, or None.
+    The lock is not touched (taking it, even shared, could make a daemon starting that
+    instant fail); `related` confirms the instance before it sends the token."""
     lock = db_path.with_suffix(db_path.suffix + ".lock")
     try:
         where = json.loads(lock.read_text(encoding="utf-8") or "null")
     except (OSError, ValueError):
         return None
     if not isinstance(where, dict) or not isinstance(where.get("port"), int) \
-            or not isinstance(where.get("pid"), int):
-        return None  # a daemon still starting, or one that does not announce itself
+            or not isinstance(where.get("pid"), int) or not isinstance(where.get("instance"), str):
+        return None  # a daemon still starting, stopped, or one that does not announce itself
     try:
         os.kill(where["pid"], 0)
     except ProcessLookupError:
         return None
     except PermissionError:
-        pass  # alive, another user's
-    return str(where.get("host") or "127.0.0.1"), where["port"]
+        pass  # alive, another user's: the instance check decides
+    host = str(where.get("host") or "127.0.0.1")
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    return host, where["port"], where["instance"]
 
 
-def related(db_path: Path, path: str, lens: str | None, top: int | None) -> list[Related] | None:
-    """The daemon's answer to `related(path, lens, top)`, or None to rank locally."""
+def _get(host: str, port: int, path: str, token: str | None = None):
+    host = f"[{host}]" if ":" in host else host  # IPv6
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"http://{host}:{port}{path}", headers=headers)
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        return json.loads(response.read())
+
+
+def related(db_path: Path, config, path: str, lens: str | None,
+            top: int | None) -> list[Related] | None:
+    """The daemon's answer to `related(path, lens, top)`, or None to rank locally: also
+    when the process at the announced address is not that daemon (its instance id
+    differs) or it ranks with another config (started before `.lenslink.toml` changed)."""
     where = find(db_path)
-    if where is None:
+    if where is None or top is not None and top > 100:
         return None
     from .daemon import load_token
 
+    host, port, instance = where
     try:
+        health = _get(host, port, "/v1/health")  # needs no token: the token goes only to it
+        if health.get("instance") != instance or health.get("config") != config.fingerprint:
+            return None
         token = load_token(create=False)
-    except Exception:  # no token: nothing to authenticate with
-        return None
-    host, port = where
-    query = {"path": path, **({"lens": lens} if lens else {}), **({"top": top} if top else {})}
-    host = f"[{host}]" if ":" in host else host  # IPv6
-    url = f"http://{host}:{port}/v1/related?{urllib.parse.urlencode(query)}"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-            body = json.loads(response.read())
+        query = {"path": path, **({"lens": lens} if lens else {}), **({"top": top} if top else {})}
+        body = _get(host, port, f"/v1/related?{urllib.parse.urlencode(query)}", token)
         return [_related(item) for item in body["related"]]
-    except (OSError, ValueError, KeyError, TypeError, urllib.error.URLError):
+    except Exception:  # anything at all: rank locally
         return None
 
 

@@ -84,9 +84,11 @@ class VaultLock:
         self.handle = handle
         self._write(str(os.getpid()))
 
-    def announce(self, host: str, port: int) -> None:
-        """Say where this daemon serves (read by `client.find`: the CLI asks it)."""
-        self._write(json.dumps({"pid": os.getpid(), "host": host, "port": port}))
+    def announce(self, host: str, port: int, instance: str) -> None:
+        """Say where this daemon serves (read by `client.find`: the CLI asks it, after
+        `/v1/health` has confirmed the same `instance`)."""
+        self._write(json.dumps({"pid": os.getpid(), "host": host, "port": port,
+                                "instance": instance}))
 
     def _write(self, text: str) -> None:
         self.handle.seek(0)
@@ -96,6 +98,8 @@ class VaultLock:
 
     def release(self) -> None:
         if self.handle is not None:
+            with contextlib.suppress(OSError):
+                self._write("")  # no longer serving: nothing to announce
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
             self.handle = None
@@ -147,6 +151,7 @@ class Service:
         self._trainer: threading.Thread | None = None
         self._models_changed = threading.Event()
         self._status_cache: tuple[tuple, dict, float] | None = None
+        self.instance = secrets.token_hex(8)  # told by /v1/health, announced in the lock
         self.ready = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------
@@ -366,7 +371,7 @@ class Service:
         # count that took over half a second may be reused for twice as long as it took,
         # so that polling clients never keep the daemon counting. Phase, progress and
         # queue below are always live.
-        if cached is None or (cached[0] != key and time.monotonic() > cached[2]):
+        if cached is None or ((cached[0] != key or s.phase != "ready") and time.monotonic() > cached[2]):
             start = time.monotonic()
             with self.read_lock:
                 info = self.vault.status(store=self.reader)
@@ -450,7 +455,7 @@ def serve(vault, *, db=None, embedder=None, host: str = "127.0.0.1", port: int =
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         service.start()
-        lock.announce(*server.server_address[:2])
+        lock.announce(*server.server_address[:2], service.instance)
         if on_ready:
             on_ready(server.server_address)
         server.serve_forever(poll_interval=0.2)

@@ -250,6 +250,12 @@ class VaultConfig:
     def names(self) -> list[str]:
         return [lens.name for lens in self.lenses]
 
+    @property
+    def fingerprint(self) -> str:
+        """Changes with any setting (lenses, top_k, min_score, ...): whether a daemon
+        started earlier still ranks as this config says."""
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+
 
 PROJECT_FILTER = NoteFilter(globs=("projects/**", "project/**", "**/projects/**"),
                             tags=("project",), frontmatter=(("type", "project"),))

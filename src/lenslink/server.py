@@ -219,7 +219,9 @@ def _int(value, name: str, low: int, high: int) -> int | None:
 
 
 def health(server, query, body):
-    return {"ok": True, "version": __version__}
+    service = server.service
+    return {"ok": True, "version": __version__, "instance": service.instance,
+            "config": service.vault.config.fingerprint}
 
 
 def status(server, query, body):

@@ -23,6 +23,7 @@ import logging
 import mmap
 import os
 import pickle
+import tempfile
 from pathlib import Path
 
 from . import __version__
@@ -73,8 +74,12 @@ def _aligned(n: int) -> int:
 
 def save(index, key: str, path: Path) -> None:
     """Write the snapshot (without its per-query caches) atomically; errors are logged."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp = None
     try:
+        # a unique name: the daemon's worker and trainer threads may save at once
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
         buffers: list[pickle.PickleBuffer] = []
         data = pickle.dumps(index.without_caches(), protocol=5, buffer_callback=buffers.append)
         views = [b.raw() for b in buffers]
@@ -90,10 +95,8 @@ def save(index, key: str, path: Path) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         log.warning("could not save the ranking snapshot to %s: %s", path, exc)
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def load(path: Path, key: str, config: VaultConfig):

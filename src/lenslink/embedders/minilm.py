@@ -96,9 +96,9 @@ class MiniLMEmbedder:
         self._run_size = 1 if precision == "int8" else batch_size
         self.precision = precision
         if precision == "fp32":
-            from lenslink.embedders.onnx_export import WEIGHTS_SHA256, fp32_model
+            from lenslink.embedders.onnx_export import GRAPH_VERSION, WEIGHTS_SHA256, fp32_model
 
-            self.id = f"minilm-l6-v2-fp32:{WEIGHTS_SHA256[:8]}:{max_tokens}"
+            self.id = f"minilm-l6-v2-fp32:{WEIGHTS_SHA256[:8]}g{GRAPH_VERSION}:{max_tokens}"
             path = fp32_model()  # built once from the verified weights, hash-checked
         else:
             self.id = f"minilm-l6-v2-int8:{MODEL_SHA256[:8]}:{max_tokens}"
