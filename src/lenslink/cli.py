@@ -147,8 +147,6 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
                 for path, rs in found.items():
                     click.echo(f"{path}: " + ", ".join(r.path for r in rs))
             return
-        if v.store.note_count() == 0:
-            v.ranking()  # says how to index
         path = v.resolve_note(note)
         # A daemon serving this vault answers at once; loading the ranking takes seconds
         # on a large vault. Not when the embedder was chosen here: the daemon's may differ.

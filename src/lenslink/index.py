@@ -146,16 +146,15 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
         _relink(store, report.changed, sorted(known))  # the same notes as before
     store.set_meta("links_signature", signature)
     # which lenses are active changes only with notes: a sync that stored none reuses it
-    saved = flags["active_lenses"] or ""
-    if not report.changed and not gone and saved.startswith(signature + ":"):
-        active = [name for name in saved.split(":", 1)[1].split(",") if name]
-    else:
+    active = _recorded_lenses(flags["active_lenses"], signature) \
+        if not report.changed and not gone else None
+    if active is None:
         active = active_lenses(store, config)
     store.set_meta("active_lenses", f"{signature}:{','.join(active)}")
     report.rewritten = rewrite_missing(store, config, active, report, progress, make_rewriter)
     embedded: list[str] = []
     # After a sync that left nothing missing, only the notes stored now can miss vectors.
-    complete = f"{embedder.id}|{','.join(active)}"
+    complete = _complete_mark(embedder.id, active)
     only = report.changed if flags["embedded_all"] == complete else None
     report.embedded = embed_missing(store, embedder, active, progress, embedded, only)
     report.embedded_paths = store.paths_of_texts(embedded)
@@ -287,6 +286,28 @@ def _relink(store: Store, sources: list[str] | None = None, stored: list[str] | 
         store.replace_links(edges)
     else:
         store.replace_links_from(sources, edges)
+
+
+def _recorded_lenses(saved: str | None, signature: str) -> list[str] | None:
+    """The active lenses a finished sync recorded (`signature:name,name`), if recorded
+    under this config signature."""
+    head, _, names = (saved or "").partition(":")
+    return [n for n in names.split(",") if n] if head == signature and saved else None
+
+
+def _complete_mark(embedder_id: str | None, active: list[str]) -> str:
+    """What `embedded_all` holds after a sync that left no vector missing."""
+    return f"{embedder_id}|{','.join(active)}"
+
+
+def recorded_state(store: Store, config: VaultConfig) -> tuple[list[str], bool]:
+    """(active lenses, whether no vector is missing) as the last finished sync recorded
+    them (cheap: what `status` shows); the lenses are counted when none are recorded."""
+    active = _recorded_lenses(store.get_meta("active_lenses"), config_signature(config))
+    if active is None:
+        active = active_lenses(store, config)
+    complete = store.get_meta("embedded_all") == _complete_mark(store.get_meta("embedder"), active)
+    return active, complete
 
 
 def active_lenses(store: Store, config: VaultConfig) -> list[str]:

@@ -158,12 +158,10 @@ class VaultIndex:
         """A lens's notes from its chunks, which come in (path, chunk) order; with `twin`,
         a view of the same chunks, its arrays are shared and only the filters are new."""
         if twin is not None:
-            metas = [self._meta(self.notes[r]) for r in twin.rows]
+            sources, candidates = self._filters(lens, twin.rows)
             return dataclasses.replace(
                 twin, lens=lens, chunk_patch={}, calibrator=calibrate.Calibrator("percentile"),
-                model=None, graph=None, features=None,
-                sources=np.array([lens.source.matches(m) for m in metas], dtype=bool),
-                candidates=np.array([lens.candidates.matches(m) for m in metas], dtype=bool))
+                model=None, graph=None, features=None, sources=sources, candidates=candidates)
         starts = [i for i in range(len(paths)) if i == 0 or paths[i] != paths[i - 1]]
         owners_path = [paths[i] for i in starts]
         rows = np.array([self.row[p] for p in owners_path], dtype=np.int64)
@@ -175,14 +173,19 @@ class VaultIndex:
         else:
             vecs = centred = np.zeros((0, d))
             mean = np.zeros(d)
-        metas = [self._meta(self.notes[r]) for r in rows]
+        sources, candidates = self._filters(lens, rows)
         return LensView(lens=lens, rows=rows, centred=centred.astype(np.float32),
                         raw=vecs.astype(np.float32),
                         chunk_start=np.array(starts + [len(paths)], dtype=np.int64),
                         chunk_vectors=matrix, chunk_texts=[_clip(t) for t in texts],
-                        sources=np.array([lens.source.matches(m) for m in metas], dtype=bool),
-                        candidates=np.array([lens.candidates.matches(m) for m in metas], dtype=bool),
+                        sources=sources, candidates=candidates,
                         position={int(r): i for i, r in enumerate(rows)}, mean=mean)
+
+    def _filters(self, lens: Lens, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(sources, candidates): whether each of these vault rows matches the lens's filters."""
+        metas = [self._meta(self.notes[r]) for r in rows]
+        return (np.array([lens.source.matches(m) for m in metas], dtype=bool),
+                np.array([lens.candidates.matches(m) for m in metas], dtype=bool))
 
     # -- incremental update -------------------------------------------------------
     def updated(self, store: Store, embedder_id: str, paths: list[str]) -> "VaultIndex":
@@ -457,7 +460,7 @@ class VaultIndex:
 
 def _same_texts(a: tuple, b: tuple) -> bool:
     """Whether two lenses' (paths, chunk numbers, texts, matrix) hold the same chunks."""
-    return len(a[0]) == len(b[0]) and a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
+    return a[:3] == b[:3]
 
 
 def _clip(text: str) -> str:

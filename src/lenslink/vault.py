@@ -93,9 +93,7 @@ class Vault:
         """Load the ranking state from the store and swap it in. With `changed` (the notes
         added, edited or deleted since the snapshot in memory), the snapshot is updated
         from those notes only, unless too many notes changed since the last full load."""
-        embedder_id = self.store.get_meta("embedder")
-        if not embedder_id or self.store.note_count() == 0:
-            raise StoreError(f"{self.root} has not been indexed yet; run `lenslink index {self.root}`")
+        embedder_id = self._indexed_embedder()
         current = self._index
         if changed is not None and current is not None:
             if not changed:
@@ -125,8 +123,17 @@ class Vault:
         return self._index is not None
 
     # -- queries ------------------------------------------------------------------
+    def _indexed_embedder(self) -> str:
+        """The embedder id of the stored index; a clear error when there is none."""
+        embedder_id = self.store.get_meta("embedder")
+        if not embedder_id or self.store.note_count() == 0:
+            raise StoreError(f"{self.root} has not been indexed yet; run `lenslink index {self.root}`")
+        return embedder_id
+
     def resolve_note(self, note: str) -> str:
         """A vault-relative path from a path, a path without .md, or a note title."""
+        if self._index is None:
+            self._indexed_embedder()
         known = self._index.row if self._index is not None else self.store.note_paths()
         candidate = Path(note)
         if candidate.is_absolute():
@@ -270,12 +277,7 @@ class Vault:
         store = store or self.store
         rows = store.notes()
         embedder_id = store.get_meta("embedder")
-        # what the last finished sync recorded, when it is for this config (cheap)
-        saved = (store.get_meta("active_lenses") or "").split(":", 1)
-        active = [n for n in saved[1].split(",") if n] if len(saved) == 2 and \
-            saved[0] == index_mod.config_signature(self.config) else \
-            index_mod.active_lenses(store, self.config)
-        complete = store.get_meta("embedded_all") == f"{embedder_id}|{','.join(active)}"
+        active, complete = index_mod.recorded_state(store, self.config)
         chunks, embedded = store.chunk_counts(embedder_id or "", active, complete)
         problems = {r.path: list(r.problems) for r in rows if r.problems}
         for path, error in store.failures().items():

