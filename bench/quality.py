@@ -294,7 +294,7 @@ def analyse(task: Path, db: Path, gold: dict, extra: ExtraVectors | None) -> dic
         np.maximum.at(best[i], owner, m)
     dense["raw best chunk pair"] = best
     # lenslink's own signals, exactly as rank.VaultIndex.raw_scores computes them
-    centred32 = view.centred
+    centred32 = view.centred_rows(np.arange(len(view.rows)))
     lenslink_dense = np.stack([centred32 @ centred32[r] for r in rows])
     lex = np.stack([lexical_scores(vi, int(view.rows[r]))[view.rows] for r in rows])
     men = np.zeros_like(lex)

@@ -104,14 +104,15 @@ def query_set(vault: Vault, paths: list[str]) -> dict:
 def index_memory(vault: Vault) -> float:
     """MB held in the VaultIndex's numpy arrays (vectors, postings)."""
     ranking = vault.ranking()
-    total = 0
+    arrays = {}  # lenses of the same texts share arrays: count each once
     for view in ranking.views.values():
-        for name in ("centred", "raw", "chunk_vectors", "chunk_start"):
+        for name in ("centred", "raw", "centring", "chunk_vectors", "chunk_start"):
             arr = getattr(view, name, None)
-            total += getattr(arr, "nbytes", 0)
+            arrays[id(arr)] = getattr(arr, "nbytes", 0)
     for name in ("doc_terms", "doc_weights", "term_docs", "term_weights"):
-        total += getattr(getattr(ranking.tfidf, name, None), "nbytes", 0)
-    return round(total / 2**20, 1)
+        arr = getattr(ranking.tfidf, name, None)
+        arrays[id(arr)] = getattr(arr, "nbytes", 0)
+    return round(sum(arrays.values()) / 2**20, 1)
 
 
 def run(args) -> dict:

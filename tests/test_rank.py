@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lenslink import boilerplate, calibrate
-from lenslink.lexical import Mentions, TfIdf, normalise
+from lenslink.lexical import MAX_QUERY_TERMS, Mentions, TfIdf, normalise
 from lenslink.rank import VaultIndex
 from lenslink.vault import Vault
 
@@ -72,6 +72,26 @@ def open_vault(tiny_vault, tmp_path, fake_embedder):
 
 def paths(results) -> list[str]:
     return [r.path for r in results]
+
+
+def test_centred_cosine_from_raw_vectors_equals_cosine_of_the_centred_vectors(open_vault):
+    """The view keeps raw vectors and two numbers per note; what it computes must be
+    the cosine of the explicitly centred vectors, for one note and for a batch."""
+    index = open_vault(cluster_notes()).ranking()
+    view = index.views["topic"]
+    raw = view.raw.astype(np.float64)
+    centred = raw - raw.mean(axis=0)
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
+    reference = centred @ centred.T
+    assert reference.min() < -0.1  # centred vectors point apart: the test can tell
+    for i in (0, 3):
+        cos, dots = view.similarities(i)
+        np.testing.assert_allclose(cos, reference[i], atol=1e-5)
+        np.testing.assert_allclose(dots, raw @ raw[i], atol=1e-5)
+    batch = np.array([1, 4, 2])
+    cols = np.array([0, 5, 6])
+    np.testing.assert_allclose(view.similarities(batch, cols)[0], reference[np.ix_(batch, cols)], atol=1e-5)
+    np.testing.assert_allclose(view.centred_rows(batch), centred[batch], atol=1e-5)
 
 
 # ---------------------------------------------------------------- related
@@ -300,7 +320,7 @@ def test_tfidf_similarities_equal_a_dense_brute_force_cosine():
     tfidf = TfIdf(CORPUS)
     off_diagonal = ~np.eye(len(CORPUS), dtype=bool)
     for i in range(len(CORPUS)):
-        got = tfidf.similarities(i)
+        got = tfidf.similarities_to(CORPUS[i], top=None)
         assert got.dtype == np.float32 and got.shape == (len(CORPUS),)
         np.testing.assert_allclose(got[off_diagonal[i]], reference[i][off_diagonal[i]],
                                    rtol=1e-5, atol=1e-7)
@@ -308,7 +328,30 @@ def test_tfidf_similarities_equal_a_dense_brute_force_cosine():
 
 
 def test_tfidf_of_an_empty_corpus_and_empty_text():
-    assert list(TfIdf(["", "words here"]).similarities(0)) == [0.0, 0.0]
+    assert list(TfIdf(["", "words here"]).similarities_to("")) == [0.0, 0.0]
+    assert list(TfIdf([]).similarities_to("words")) == []
+
+
+def test_a_long_query_uses_its_heaviest_terms_with_the_weights_of_the_whole_text():
+    rng = random.Random(3)
+    words = [f"w{k}" for k in range(120)]
+    texts = [" ".join(rng.choices(words, k=rng.randint(20, 200))) for _ in range(60)]
+    tfidf = TfIdf(texts)
+    query = texts[7]
+    all_terms, all_weights = tfidf.vector(query)
+    assert len(all_terms) > MAX_QUERY_TERMS
+    terms, weights = tfidf.vector(query, MAX_QUERY_TERMS)
+    assert len(terms) == MAX_QUERY_TERMS and list(terms) == sorted(terms)
+    heaviest = {int(t) for t, _ in sorted(zip(all_terms, all_weights), key=lambda tw: -tw[1])[:MAX_QUERY_TERMS]}
+    assert set(terms.tolist()) == heaviest
+    full = dict(zip(all_terms.tolist(), all_weights.tolist()))
+    assert all(full[t] == pytest.approx(w) for t, w in zip(terms.tolist(), weights.tolist()))
+    capped, whole = tfidf.similarities_to(query), tfidf.similarities_to(query, top=None)
+    for doc, text in enumerate(texts):  # the dot product over the kept terms
+        d_terms, d_weights = tfidf.vector(text)
+        d = dict(zip(d_terms.tolist(), d_weights.tolist()))
+        assert capped[doc] == pytest.approx(sum(w * d.get(t, 0.0) for t, w in zip(terms.tolist(), weights.tolist())), abs=1e-6)
+    assert (capped <= whole + 1e-6).all() and (capped < whole - 1e-4).any()
 
 
 def test_mentions_find_multi_word_titles_and_aliases_as_whole_words():

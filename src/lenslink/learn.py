@@ -90,6 +90,8 @@ class PairFeatures:
         self.projection = projection
         self._scores: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._mentioned_by: dict[int, set[int]] | None = None
+        self._mentions: dict[int, frozenset[int]] = {}
+        self._texts: list[str] | None = None  # every note's query text, by row (training)
 
     @property
     def projection(self) -> Projection | None:
@@ -102,8 +104,11 @@ class PairFeatures:
 
     def _projected(self) -> tuple[np.ndarray, np.ndarray]:
         if self._uq is None:
-            c = self.view.centred
-            self._uq, self._uk = c @ self._projection.q.T, c @ self._projection.k.T
+            v = self.view  # centred vectors times Q^T, from the raw ones and per-note numbers
+            mean = v.mean.astype(np.float32)
+            scale = v.centring[:, 1:2]
+            self._uq, self._uk = ((v.raw @ m.T - mean @ m.T) * scale
+                                  for m in (self._projection.q, self._projection.k))
         return self._uq, self._uk
 
     def prefetch(self, queries: list[int]) -> None:
@@ -112,27 +117,36 @@ class PairFeatures:
         v = self.view
         for start in range(0, len(queries), 256):
             batch = list(queries[start:start + 256])
-            dense, raw = v.centred[batch] @ v.centred.T, v.raw[batch] @ v.raw.T
+            dense, raw = v.similarities(np.asarray(batch, dtype=np.int64))
             for k, i in enumerate(batch):
                 self._scores[i] = (dense[k], raw[k])
 
     def index_mentions(self) -> None:
-        """Which notes mention which, for every note at once (training asks for most)."""
+        """Which notes mention which, for every note at once (training asks for most);
+        also keeps each lens note's query text for `lexical` (read in one go)."""
+        texts = self.index.all_query_texts()
         by: dict[int, set[int]] = {}
-        for r in self.view.rows.tolist():
-            for m in self.index.mentioned_rows(r):
+        self._mentions = {}
+        for i, r in enumerate(self.view.rows.tolist()):
+            self._mentions[i] = found = frozenset(self.index.mentions.mentioned(texts[r]) - {r})
+            for m in found:
                 by.setdefault(m, set()).add(r)
         self._mentioned_by = by
+        self._texts = texts
 
-    def _mentions_note(self, row: int, target: int) -> bool:
+    def _mentioned_by_column(self, i: int, cand: np.ndarray) -> np.ndarray:
+        """1.0 where candidate's text mentions query i's title or an alias."""
+        rows, target = self.view.rows[cand], int(self.view.rows[i])
         if self._mentioned_by is not None:
-            return row in self._mentioned_by.get(target, ())
-        return self.index.mentions_note(row, target)
+            by = self._mentioned_by.get(target, ())
+            return np.array([float(r in by) for r in rows.tolist()])
+        return self.index.mentioning(rows.tolist(), target).astype(float)
 
     def mentions(self, i: int) -> set[int]:
         """Lens notes whose title or alias lens note i's text mentions."""
         pos = self.view.position
-        return {pos[r] for r in self.index.mentioned_rows(int(self.view.rows[i])) if r in pos} - {i}
+        rows = self._mentions[i] if self._texts is not None else self.index.mentioned_rows(int(self.view.rows[i]))
+        return {pos[r] for r in rows if r in pos} - {i}
 
     def _note(self, i: int):
         return self.index.notes[int(self.view.rows[i])]
@@ -140,11 +154,10 @@ class PairFeatures:
     def base_scores(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(centred cosine, raw cosine, tf-idf) of lens note i to every lens note."""
         v = self.view
-        lexical = self.index.lexical(int(v.rows[i]))[v.rows]
-        if i in self._scores:
-            dense, raw = self._scores.pop(i)
-            return dense, raw, lexical
-        return v.centred @ v.centred[i], v.raw @ v.raw[i], lexical
+        row = int(v.rows[i])
+        lexical = self.index.lexical(row, None if self._texts is None else self._texts[row])[v.rows]
+        dense, raw = self._scores.pop(i) if i in self._scores else v.similarities(i)
+        return dense, raw, lexical
 
     def candidates(self, i: int, graph: Graph, dense, lexical, allowed: np.ndarray) -> tuple[np.ndarray, dict]:
         """Candidate set for query i: fusion top-k, voted notes and mentioned notes."""
@@ -182,7 +195,6 @@ class PairFeatures:
         return vsum, vmax
 
     def matrix(self, i: int, cand: np.ndarray, graph: Graph, dense, raw, lexical, extra) -> np.ndarray:
-        v = self.view
         if self.projection is not None:
             uq, uk = self._projected()
             proj = uk[cand] @ uq[i]
@@ -195,8 +207,7 @@ class PairFeatures:
         cols = {
             "dense": dense[cand], "raw": raw[cand], "proj": proj, "lexical": lexical[cand],
             "mention": extra["mention"][cand],
-            "mentioned_by": np.array([float(self._mentions_note(int(v.rows[j]), int(v.rows[i])))
-                                      for j in cand]),
+            "mentioned_by": self._mentioned_by_column(i, cand),
             "shared_tags": np.log1p(shared),
             "same_folder": np.array([o.folder == query.folder for o in others], dtype=float),
             "vote_sum": extra["votes_sum"][cand], "vote_max": extra["votes_max"][cand],
@@ -264,14 +275,13 @@ def log_loss(p: np.ndarray, y: np.ndarray) -> float:
 
 def nearest_candidates(view, sources, count: int = 20) -> dict[int, np.ndarray]:
     """Each source's `count` nearest candidates by centred cosine (batched, argpartition)."""
-    v = view.centred.astype(np.float32)
     cands = np.flatnonzero(view.candidates)
     out: dict[int, np.ndarray] = {}
     sources = np.unique(np.asarray(list(sources), dtype=np.int64))
     take = min(count, len(cands))
     for start in range(0, len(sources), 512):
         batch = sources[start:start + 512]
-        sims = v[batch] @ v[cands].T
+        sims = view.similarities(batch, cands)[0]
         if take == 0:
             break
         top = np.argpartition(-sims, take - 1, axis=1)[:, :take]
@@ -302,10 +312,9 @@ def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
     if len(pairs) < 20:
         return None
     rng = np.random.default_rng(seed)
-    v_all = view.centred.astype(np.float32)
-    d = v_all.shape[1]
+    d = view.raw.shape[1]
     k = min(PROJ_DIM, d)
-    q = _principal_axes(v_all, k, rng)
+    q = _principal_axes(view, k, rng)
     key = q.copy()
     cands = np.flatnonzero(view.candidates)
     src = np.array([s for s, _ in pairs])
@@ -322,7 +331,7 @@ def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
     # Only the notes in a pair get a gradient: work on their rows alone (the same sums).
     rows, local = np.unique(np.concatenate([a, b]), return_inverse=True)
     a, b = local[:len(a)], local[len(a):]
-    v = v_all[rows]
+    v = view.centred_rows(rows)
     n = len(rows)
     y = np.concatenate([np.ones(len(src)), np.zeros(2 * len(src))]).astype(np.float32)
     scale, bias = 5.0, -2.0
@@ -347,12 +356,19 @@ def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
     return Projection(q=q.astype(np.float32), k=key.astype(np.float32))
 
 
-def _principal_axes(v: np.ndarray, k: int, rng) -> np.ndarray:
-    """Top-k principal axes (k x d) by a few rounds of subspace iteration: a start
-    where the projection behaves like centred cosine; LAPACK's eigh is slow here."""
-    centred = v - v.mean(0)
-    cov = centred.T @ centred
-    basis = np.linalg.qr(rng.standard_normal((v.shape[1], k)))[0]
+def _principal_axes(view, k: int, rng) -> np.ndarray:
+    """Top-k principal axes (k x d) of the lens's centred vectors by a few rounds of
+    subspace iteration: a start where the projection behaves like centred cosine;
+    LAPACK's eigh is slow here. The covariance is summed in blocks of rows."""
+    n, d = view.raw.shape
+    total, cov = np.zeros(d), np.zeros((d, d))
+    for start in range(0, n, 8192):
+        block = view.centred_rows(np.arange(start, min(n, start + 8192))).astype(np.float64)
+        total += block.sum(0)
+        cov += block.T @ block
+    mu = total / max(n, 1)
+    cov -= n * np.outer(mu, mu)
+    basis = np.linalg.qr(rng.standard_normal((d, k)))[0]
     for _ in range(4):
         basis = np.linalg.qr(cov @ basis)[0]
     return basis.T.astype(np.float32).copy()

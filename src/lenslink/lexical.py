@@ -16,10 +16,14 @@ TOKEN = re.compile(r"\w{2,}")
 WORD = re.compile(r"\w+")
 MIN_NAME_CHARS = 3
 MAX_NAME_WORDS = 12
+MAX_QUERY_TERMS = 32
 
 
 class TfIdf:
-    """TF-IDF (1 + log tf, smoothed idf, L2-normalised) over a fixed list of texts."""
+    """TF-IDF (1 + log tf, smoothed idf, L2-normalised) over a fixed list of texts.
+
+    A query uses its MAX_QUERY_TERMS heaviest words only (as Lucene's MoreLikeThis
+    does): common words have long postings and add little to a cosine."""
 
     def __init__(self, texts: list[str]):
         counts = [Counter(TOKEN.findall(t.lower())) for t in texts]
@@ -29,34 +33,39 @@ class TfIdf:
         vocab = {t: i for i, t in enumerate(sorted(t for t, k in df.items() if k >= 2))}
         idf = {t: math.log((1 + n) / (1 + k)) + 1 for t, k in df.items()}
         self.vocab, self.idf, self.unseen_idf = vocab, idf, math.log(1 + n) + 1
-        doc_terms, doc_weights, doc_ptr = [], [], [0]
+        doc_terms, doc_weights, doc_sizes = [], [], []
         for c in counts:
             w = {t: (1 + math.log(k)) * idf[t] for t, k in c.items()}
             norm = math.sqrt(sum(v * v for v in w.values())) or 1.0
             kept = sorted((vocab[t], v / norm) for t, v in w.items() if t in vocab)
             doc_terms += [k for k, _ in kept]
             doc_weights += [v for _, v in kept]
-            doc_ptr.append(len(doc_terms))
+            doc_sizes.append(len(kept))
         self.n = n
-        self.doc_ptr = np.asarray(doc_ptr, dtype=np.int64)
-        self.doc_terms = np.asarray(doc_terms, dtype=np.int64)
-        self.doc_weights = np.asarray(doc_weights, dtype=np.float32)
-        order = np.argsort(self.doc_terms, kind="stable")
-        docs = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.doc_ptr))
+        terms = np.asarray(doc_terms, dtype=np.int32)
+        # postings: for each term, its documents (ascending) and weights
+        order = np.argsort(terms, kind="stable")
+        docs = np.repeat(np.arange(n, dtype=np.int32), doc_sizes)
         self.term_docs = docs[order]
-        self.term_weights = self.doc_weights[order]
-        self.term_ptr = np.concatenate([[0], np.cumsum(np.bincount(self.doc_terms, minlength=len(vocab)))])
+        self.term_weights = np.asarray(doc_weights, dtype=np.float32)[order]
+        self.term_ptr = np.concatenate([[0], np.cumsum(np.bincount(terms, minlength=len(vocab)))])
         self.base_n = n
         # documents replaced or added since the postings were built: {doc: (terms, weights)}
         self.overlay: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._masked = np.zeros(0, dtype=np.int64)
 
-    def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """(term ids, weights) of a text with this corpus's vocabulary and idf."""
+    def vector(self, text: str, top: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(term ids ascending, weights) of a text with this corpus's vocabulary and idf;
+        with `top`, only its `top` heaviest terms (the weights stay those of the whole
+        text, so they are the text's share of a full cosine)."""
         counts = Counter(TOKEN.findall(text.lower()))
         w = {t: (1 + math.log(k)) * self.idf.get(t, self.unseen_idf) for t, k in counts.items()}
         norm = math.sqrt(sum(v * v for v in w.values())) or 1.0
-        kept = sorted((self.vocab[t], v / norm) for t, v in w.items() if t in self.vocab)
-        return (np.array([k for k, _ in kept], dtype=np.int64),
+        kept = [(self.vocab[t], v / norm) for t, v in w.items() if t in self.vocab]
+        if top is not None and len(kept) > top:
+            kept = sorted(kept, key=lambda kv: (-kv[1], kv[0]))[:top]
+        kept.sort()
+        return (np.array([k for k, _ in kept], dtype=np.int32),
                 np.array([v for _, v in kept], dtype=np.float32))
 
     def with_docs(self, docs: dict[int, str]) -> "TfIdf":
@@ -69,37 +78,26 @@ class TfIdf:
         new._masked = np.array(sorted(i for i in new.overlay if i < new.base_n), dtype=np.int64)
         return new
 
-    def similarities(self, i: int) -> np.ndarray:
-        """Cosine of note `i` to every note (float32, length n)."""
-        if i in self.overlay:
-            return self._scores(*self.overlay[i])
-        a, b = self.doc_ptr[i], self.doc_ptr[i + 1]
-        return self._scores(self.doc_terms[a:b], self.doc_weights[a:b])
-
-    def similarities_to(self, text: str) -> np.ndarray:
-        """Cosine of any text to every note, with this corpus's vocabulary and idf."""
-        return self._scores(*self.vector(text))
-
-    def _scores(self, terms: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        if len(terms) == 0:
-            return np.zeros(self.n, dtype=np.float32)
-        starts, ends = self.term_ptr[terms], self.term_ptr[terms + 1]
-        lengths = ends - starts
-        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-        idx = np.arange(lengths.sum()) + offsets
-        contrib = self.term_weights[idx] * np.repeat(weights, lengths)
-        out = np.bincount(self.term_docs[idx], weights=contrib, minlength=self.n).astype(np.float32)
+    def similarities_to(self, text: str, top: int | None = MAX_QUERY_TERMS) -> np.ndarray:
+        """Cosine of a text (its `top` heaviest terms; None: all) to every document,
+        with this corpus's vocabulary and idf (float32, length n)."""
+        terms, weights = self.vector(text, top)
+        # float32 products added up in float64, in term order: the same sums whichever
+        # way a document is stored (postings, or the overlay of an update)
+        out = np.zeros(self.n, dtype=np.float64)
+        ptr, docs, values = self.term_ptr, self.term_docs, self.term_weights
+        for t, w in zip(terms.tolist(), weights):
+            a, b = ptr[t], ptr[t + 1]
+            out[docs[a:b]] += values[a:b] * w  # a term's documents are distinct
         if self.overlay:
             out[self._masked] = 0.0
             for doc, (d_terms, d_weights) in self.overlay.items():
-                # as the postings would score it: float32 products added up in float64,
-                # in term order (so a document scores the same before and after a full build)
                 _, qi, di = np.intersect1d(terms, d_terms, assume_unique=True, return_indices=True)
                 total = 0.0
                 for product in (weights[qi] * d_weights[di]).tolist():
                     total += product
                 out[doc] = total
-        return out
+        return out.astype(np.float32)
 
 
 def normalise(text: str) -> str:

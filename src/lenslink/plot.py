@@ -106,7 +106,7 @@ def lens_map(ranking, lens: str | None, color: str = "folder", label: int = 8) -
     name = ranking.config.lens(lens).name
     view = ranking.views[name]
     notes = [ranking.notes[int(r)] for r in view.rows]
-    xy, explained = pca_2d(view.centred)
+    xy, explained = pca_2d(view.centred_rows(np.arange(len(view.rows))))
     return LensMap(lens=name, paths=tuple(n.path for n in notes), titles=tuple(n.title for n in notes),
                    xy=xy, explained=explained,
                    groups=tuple(colour_groups([n.folder for n in notes], [tuple(n.tags) for n in notes], color)),

@@ -10,7 +10,9 @@ import copy
 import dataclasses
 import math
 import random
+import sys
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,13 +20,14 @@ from . import calibrate, learn, writeback
 from .errors import NotFound
 from .lenses import Lens, NoteMeta, VaultConfig
 from .lexical import MAX_NAME_WORDS, MIN_NAME_CHARS, Mentions, TfIdf, normalise
-from .store import NoteRow, Store
+from .store import NoteRow, Reader, Store
 
 # Fusion weights of the unsupervised ranking; chosen a priori (equal dense and lexical
 # weight, the title bonus of the reference TF-IDF + title baseline), not tuned on a vault.
 W_DENSE, W_LEXICAL, W_TITLE = 0.5, 0.5, 0.25
 PASSAGE_CHARS = 240
 NEGATIVES_PER_SOURCE = 20
+MENTION_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -52,56 +55,79 @@ class Related:
                            "signals": {k: round(v, 3) for k, v in self.signals}}}
 
 
+class Card(NamedTuple):
+    """What the ranking keeps of a note (the store has the rest)."""
+    path: str
+    title: str
+    folder: str
+    tags: tuple[str, ...]
+    aliases: tuple[str, ...]
+    opted_out: bool
+    is_daily: bool
+
+
+def _card(n: NoteRow) -> Card:
+    return Card(n.path, n.title, sys.intern(n.folder), tuple(sys.intern(t) for t in n.tags),
+                n.aliases, n.opted_out, n.is_daily)
+
+
 @dataclass
 class LensView:
-    """One lens: note vectors (mean of chunk vectors), centred, plus filters.
+    """One lens: note vectors (mean of chunk vectors) plus filters.
+
+    Centred cosine needs no second matrix: with unit vectors r, the mean m and
+    s = 1/|r - m|, cos(r_i - m, r_j - m) = (r_i.r_j - r_i.m - r_j.m + m.m) s_i s_j, so
+    one product with the raw vectors gives raw and centred cosine (`similarities`).
 
     A note that left the lens (deleted, or no longer matching) keeps its index with
     both flags false and zero vectors until the next full load."""
     lens: Lens
     rows: np.ndarray            # vault row of each lens note
-    centred: np.ndarray         # (n, d) centred, L2-normalised note vectors
     raw: np.ndarray             # (n, d) L2-normalised note vectors (not centred)
-    chunk_start: np.ndarray     # chunks of lens note i: chunk_start[i]:chunk_start[i+1]
-    chunk_vectors: np.ndarray   # (chunks, d) raw chunk vectors
-    chunk_texts: list[str]
+    centring: np.ndarray        # (n, 2) float32 per note: r.m and 1/|r - m|
     sources: np.ndarray         # bool per lens note
     candidates: np.ndarray      # bool per lens note
     position: dict[int, int] = field(default_factory=dict)  # vault row -> lens-note index
-    mean: np.ndarray | None = None  # what `centred` was centred by
-    # chunks of notes changed since the full load: {lens-note index: (vectors, texts)}
-    chunk_patch: dict[int, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
+    mean: np.ndarray | None = None  # m, what the vectors are centred by
     calibrator: calibrate.Calibrator = calibrate.Calibrator("percentile")
     model: learn.Model | None = None
     graph: learn.Graph | None = None
     features: learn.PairFeatures | None = None
 
-    def chunks(self, i: int) -> tuple[np.ndarray, list[str]]:
-        """(vectors, texts) of lens note i's chunks."""
-        if i in self.chunk_patch:
-            return self.chunk_patch[i]
-        if i + 1 >= len(self.chunk_start):
-            return self.chunk_vectors[:0], []
-        a, b = int(self.chunk_start[i]), int(self.chunk_start[i + 1])
-        return self.chunk_vectors[a:b], self.chunk_texts[a:b]
+    def similarities(self, i, cols=None) -> tuple[np.ndarray, np.ndarray]:
+        """(centred cosine, raw cosine) of lens note i (or of the notes of an index
+        array: one row each) to every lens note, or to the notes `cols`."""
+        raw, centring = (self.raw, self.centring) if cols is None else (self.raw[cols], self.centring[cols])
+        dots = self.raw[i] @ raw.T
+        mine = self.centring[i]
+        mm = np.float32(self.mean @ self.mean) if self.mean is not None else np.float32(0)
+        centred = (dots - mine[..., 0:1] - centring[:, 0] + mm) * mine[..., 1:2] * centring[:, 1]
+        return centred, dots
+
+    def centred_rows(self, idx) -> np.ndarray:
+        """Centred, L2-normalised vectors of lens notes `idx` (float32)."""
+        mean = np.zeros(self.raw.shape[1], np.float32) if self.mean is None else self.mean.astype(np.float32)
+        return (self.raw[idx] - mean) * self.centring[idx, 1:2]
+
 
 
 class VaultIndex:
-    """The in-memory ranking state of one vault."""
+    """The in-memory ranking state of one vault. Texts are not kept: a query reads its
+    note's query text and the passages it shows from the store (`reader`)."""
 
     def __init__(self, config: VaultConfig, notes: list[NoteRow], links: dict[str, list[str]],
                  lex_texts: dict[str, tuple[str, str]], lens_data: dict[str, tuple],
-                 models: dict[str, learn.Model] | None = None):
+                 models: dict[str, learn.Model] | None = None, reader: Reader | None = None,
+                 embedder_id: str = ""):
         self.config = config
         self.notes = notes
+        self.reader = reader
+        self.embedder_id = embedder_id
         self.row = {n.path: i for i, n in enumerate(notes)}
         self.links = {src: set(dst) for src, dst in links.items()}
-        texts = [lex_texts.get(n.path, ("", "")) for n in notes]
-        self.texts = [query for _, query in texts]  # what each note searches with
-        self.tfidf = TfIdf([doc for doc, _ in texts])
+        self.tfidf = TfIdf([lex_texts.get(n.path, ("", ""))[0] for n in notes])
         self.mentions = Mentions([[n.title, *n.aliases] for n in notes])
         self._mentioned: dict[int, frozenset[int]] = {}  # row -> rows its text mentions
-        self._normal: dict[int, str] = {}  # row -> " its query text normalised "
         self._names: dict[str, int] | None = None
         self._edges: tuple[np.ndarray, np.ndarray] | None = None
         self.patched = 0  # notes re-read by `updated` since the full load
@@ -113,6 +139,7 @@ class VaultIndex:
             twin = next((self.views[o.name] for o in config.lenses if o.name in self.views
                          and _same_texts(lens_data[o.name], data)), None)
             self.views[lens.name] = self._view(lens, *data, twin=twin)
+        self.notes = [_card(n) for n in notes]  # the filters above read the whole rows
         for view in self.views.values():
             view.model = (models or {}).get(view.lens.name)
             if view.model is None:
@@ -128,12 +155,13 @@ class VaultIndex:
                 model = learn.model_from_blob(params, blob)
                 if model is not None:
                     models[name] = model
-        return cls(config, store.notes(), store.links(), store.lex_texts(), data, models)
+        return cls(config, store.notes(), store.links(), store.lex_texts(), data, models,
+                   Reader(store.path), embedder_id)
 
     def without_caches(self) -> "VaultIndex":
         """A copy without per-query caches (what is saved to disk)."""
         new = copy.copy(self)
-        new._mentioned, new._normal, new._names, new._edges = {}, {}, None, None
+        new._mentioned, new._names, new._edges = {}, None, None
         new.views = {name: dataclasses.replace(v, graph=None, features=None)
                      for name, v in self.views.items()}
         return new
@@ -160,7 +188,7 @@ class VaultIndex:
         if twin is not None:
             sources, candidates = self._filters(lens, twin.rows)
             return dataclasses.replace(
-                twin, lens=lens, chunk_patch={}, calibrator=calibrate.Calibrator("percentile"),
+                twin, lens=lens, calibrator=calibrate.Calibrator("percentile"),
                 model=None, graph=None, features=None, sources=sources, candidates=candidates)
         starts = [i for i in range(len(paths)) if i == 0 or paths[i] != paths[i - 1]]
         owners_path = [paths[i] for i in starts]
@@ -169,16 +197,11 @@ class VaultIndex:
         if len(owners_path):
             vecs = _note_vectors(matrix, starts)
             mean = vecs.mean(axis=0)
-            centred = _centre(vecs, mean)
         else:
-            vecs = centred = np.zeros((0, d))
-            mean = np.zeros(d)
+            vecs, mean = np.zeros((0, d)), np.zeros(d)
         sources, candidates = self._filters(lens, rows)
-        return LensView(lens=lens, rows=rows, centred=centred.astype(np.float32),
-                        raw=vecs.astype(np.float32),
-                        chunk_start=np.array(starts + [len(paths)], dtype=np.int64),
-                        chunk_vectors=matrix, chunk_texts=[_clip(t) for t in texts],
-                        sources=sources, candidates=candidates,
+        return LensView(lens=lens, rows=rows, raw=vecs.astype(np.float32),
+                        centring=_centring(vecs, mean), sources=sources, candidates=candidates,
                         position={int(r): i for i, r in enumerate(rows)}, mean=mean)
 
     def _filters(self, lens: Lens, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -198,29 +221,27 @@ class VaultIndex:
         fresh = {r.path: r for r in store.notes(paths)}
         gone = sorted(p for p in set(paths) if p not in fresh and p in self.row)
         added = sorted(p for p in fresh if p not in self.row)
-        new.notes, new.row, new.texts = list(self.notes), dict(self.row), list(self.texts)
+        new.notes, new.row = list(self.notes), dict(self.row)
         for p in gone:
             del new.row[p]
         for p in added:
             new.row[p] = len(new.notes)
-            new.notes.append(fresh[p])
-            new.texts.append("")
+            new.notes.append(_card(fresh[p]))
         names, docs = {}, {}
         for p, note in fresh.items():
             r = new.row[p]
             old = self.notes[r] if p in self.row else None
             if old is None or (old.title, old.aliases) != (note.title, note.aliases):
                 names[r] = [note.title, *note.aliases]
-            new.notes[r] = note
+            new.notes[r] = _card(note)
         for p in gone:
-            names[self.row[p]], docs[self.row[p]], new.texts[self.row[p]] = [], "", ""
-        for p, (doc, query) in store.lex_texts(fresh).items():
-            docs[new.row[p]], new.texts[new.row[p]] = doc, query
+            names[self.row[p]], docs[self.row[p]] = [], ""
+        for p, (doc, _) in store.lex_texts(fresh).items():
+            docs[new.row[p]] = doc
         new.tfidf = self.tfidf.with_docs(docs)
         touched = {new.row[p] for p in fresh} | {self.row[p] for p in gone}
         new.mentions = self.mentions.with_names(names) if names else self.mentions
         new._mentioned = {} if names else {r: m for r, m in self._mentioned.items() if r not in touched}
-        new._normal = {r: t for r, t in self._normal.items() if r not in touched}
         if added or gone:  # what any link resolves to may have changed
             new.links = {src: set(dst) for src, dst in store.links().items()}
         else:
@@ -239,20 +260,19 @@ class VaultIndex:
             own = id(view.raw) in seen
             seen.add(id(view.raw))
             new.views[name] = new._patch_view(view, store.lens_vectors(embedder_id, name, fresh),
-                                              touched, same_graph, copy_arrays=own)
+                                              fresh, touched, same_graph, copy_arrays=own)
         new.patched = self.patched + len(touched)
         return new
 
-    def _patch_view(self, view: LensView, data, touched: set[int], same_graph: bool = False,
-                    copy_arrays: bool = False) -> LensView:
-        """A copy of `view` with the chunks of the `touched` vault rows replaced (and its
-        link graph kept when `same_graph` and no note joined or left the lens)."""
+    def _patch_view(self, view: LensView, data, fresh: dict[str, NoteRow], touched: set[int],
+                    same_graph: bool = False, copy_arrays: bool = False) -> LensView:
+        """A copy of `view` with the chunks of the `touched` vault rows replaced (`fresh`:
+        the notes re-read; its link graph kept when `same_graph` and no note joined or
+        left the lens)."""
         paths, _, texts, matrix = data
-        chunks: dict[int, tuple[list[int], list[str]]] = {}
-        for k, (p, t) in enumerate(zip(paths, texts)):
-            chunks.setdefault(self.row[p], ([], []))
-            chunks[self.row[p]][0].append(k)
-            chunks[self.row[p]][1].append(t)
+        chunks: dict[int, list[int]] = {}
+        for k, p in enumerate(paths):
+            chunks.setdefault(self.row[p], []).append(k)
         position = dict(view.position)
         appended = [r for r in sorted(chunks) if r not in position]
         n = len(view.rows)
@@ -260,11 +280,11 @@ class VaultIndex:
             position[r] = n + k
         size = n + len(appended)
         d = view.raw.shape[1] if view.raw.ndim == 2 and view.raw.shape[1] else (matrix.shape[1] if matrix.size else 0)
-        raw, centred = (_grown(a.copy() if copy_arrays else a, size, d) for a in (view.raw, view.centred))
+        raw, centring = (_grown(a.copy() if copy_arrays else a, size, a.shape[1] if a.ndim == 2 else w)
+                         for a, w in ((view.raw, d), (view.centring, 2)))
         sources = np.concatenate([view.sources, np.zeros(len(appended), dtype=bool)])
         candidates = np.concatenate([view.candidates, np.zeros(len(appended), dtype=bool)])
         rows = np.concatenate([view.rows, np.array(appended, dtype=np.int64)])
-        patch = dict(view.chunk_patch)
         mean = view.mean if view.mean is not None and len(view.mean) == d else np.zeros(d)
         for r in touched:
             i = position.get(r)
@@ -272,23 +292,19 @@ class VaultIndex:
                 continue
             if r not in chunks:  # gone, or no longer in this lens
                 del position[r]
-                raw[i] = centred[i] = 0.0
+                raw[i] = centring[i] = 0.0
                 sources[i] = candidates[i] = False
-                patch[i] = (matrix[:0] if matrix.size else np.zeros((0, d), np.float32), [])
                 continue
-            picked, chunk_texts = chunks[r]
-            vectors = matrix[picked]
-            vec = _note_vectors(vectors, [0])  # as a full load computes it, to the bit
+            vec = _note_vectors(matrix[chunks[r]], [0])  # as a full load computes it, to the bit
             raw[i] = vec[0]
-            centred[i] = _centre(vec, mean)[0]
-            meta = self._meta(self.notes[r])
+            centring[i] = _centring(vec, mean)[0]
+            meta = self._meta(fresh[self.notes[r].path])
             sources[i] = view.lens.source.matches(meta)
             candidates[i] = view.lens.candidates.matches(meta)
-            patch[i] = (vectors, [_clip(t) for t in chunk_texts])
         keep = same_graph and not appended and len(position) == len(view.position) and \
             np.array_equal(sources, view.sources) and np.array_equal(candidates, view.candidates)
-        return dataclasses.replace(view, rows=rows, raw=raw, centred=centred, sources=sources,
-                                   candidates=candidates, position=position, chunk_patch=patch,
+        return dataclasses.replace(view, rows=rows, raw=raw, centring=centring, sources=sources,
+                                   candidates=candidates, position=position,
                                    graph=view.graph if keep else None, features=None)
 
     @staticmethod
@@ -298,9 +314,11 @@ class VaultIndex:
     # -- scoring ------------------------------------------------------------------
     def raw_scores(self, view: LensView, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(fused, centred cosine, tf-idf, title mentioned) of lens note i to every lens note."""
-        cosine = view.centred @ view.centred[i]
-        lexical = self.lexical(int(view.rows[i]))[view.rows]
-        mentioned_rows = self.mentioned_rows(int(view.rows[i]))
+        cosine = view.similarities(i)[0]
+        row = int(view.rows[i])
+        text = self.query_texts([row])[0]
+        lexical = self.lexical(row, text)[view.rows]
+        mentioned_rows = self.mentioned_rows(row, text)
         mentioned = np.isin(view.rows, list(mentioned_rows)).astype(np.float32)
         if "{body}" in view.lens.template:
             fused = W_DENSE * cosine + W_LEXICAL * lexical + W_TITLE * mentioned
@@ -324,29 +342,51 @@ class VaultIndex:
             self._edges = (arr[:, 0], arr[:, 1])
         return self._edges
 
-    def mentioned_rows(self, row: int) -> frozenset[int]:
-        """Vault rows of the notes whose title or alias a note's text mentions (cached)."""
+    def query_texts(self, rows) -> list[str]:
+        """The texts these notes search with (links removed), read from the store; ''
+        for a note the store no longer has."""
+        paths = [self.notes[int(r)].path for r in rows]
+        with self.reader.store() as store:
+            found = store.query_texts(paths)
+        return [found.get(p, "") for p in paths]
+
+    def all_query_texts(self) -> list[str]:
+        """Every note's query text, by row (training reads them all at once)."""
+        with self.reader.store() as store:
+            found = store.query_texts()
+        return [found.get(n.path, "") for n in self.notes]
+
+    def mentioned_rows(self, row: int, text: str | None = None) -> frozenset[int]:
+        """Vault rows of the notes whose title or alias a note's text mentions (the last
+        MENTION_CACHE notes asked for are cached)."""
         found = self._mentioned.get(row)
         if found is None:
-            found = self._mentioned[row] = frozenset(self.mentions.mentioned(self.texts[row]) - {row})
+            if len(self._mentioned) >= MENTION_CACHE:
+                self._mentioned.clear()
+            text = self.query_texts([row])[0] if text is None else text
+            found = self._mentioned[row] = frozenset(self.mentions.mentioned(text) - {row})
         return found
 
-    def mentions_note(self, row: int, target: int) -> bool:
-        """Whether a note's text mentions the title or an alias of note `target` (the
-        same test as `mentioned_rows`, for one pair: no scan for every name)."""
-        text = self._normal.get(row)
-        if text is None:
-            text = self._normal[row] = f" {normalise(self.texts[row])} "
+    def mentioning(self, rows, target: int) -> np.ndarray:
+        """Whether each of these notes' texts mentions the title or an alias of note
+        `target` (the test of `mentioned_rows`, for these pairs: no scan for every name)."""
         note = self.notes[target]
-        for name in {normalise(n) for n in (note.title, *note.aliases)}:
-            if len(name) >= MIN_NAME_CHARS and name.count(" ") < MAX_NAME_WORDS \
-                    and f" {name} " in text:
-                return True
-        return False
+        names = [n for n in {normalise(x) for x in (note.title, *note.aliases)}
+                 if len(n) >= MIN_NAME_CHARS and n.count(" ") < MAX_NAME_WORDS]
+        out = np.zeros(len(rows), dtype=bool)
+        if not names or not len(rows):
+            return out
+        firsts = {n.split(" ", 1)[0] for n in names}
+        for k, text in enumerate(self.query_texts(rows)):
+            low = text.lower()
+            if any(f in low for f in firsts):  # most texts: no normalising needed
+                padded = f" {normalise(text)} "
+                out[k] = any(f" {n} " in padded for n in names)
+        return out
 
-    def lexical(self, row: int) -> np.ndarray:
+    def lexical(self, row: int, text: str | None = None) -> np.ndarray:
         """TF-IDF cosine of a note's query text (links removed) to every note's text."""
-        return self.tfidf.similarities_to(self.texts[row])
+        return self.tfidf.similarities_to(self.query_texts([row])[0] if text is None else text)
 
     def _calibrate(self, view: LensView) -> calibrate.Calibrator:
         """Fit score -> link likelihood on the vault's links under this lens."""
@@ -405,17 +445,16 @@ class VaultIndex:
         else:
             top = np.flatnonzero(allowed)
         probs = view.calibrator(fused[top])
+        top, probs = top[probs >= floor], probs[probs >= floor]
         linked = self.links.get(path, set())
         out = []
-        for j, p in zip(top, probs):
+        for j, p, passage in zip(top, probs, self._passages(view, i, top)):
             note = self.notes[int(view.rows[j])]
-            if p < floor:
-                continue
             out.append(Related(path=note.path, title=note.title, score=float(p),
                                score_kind=view.calibrator.kind, linked=note.path in linked,
                                raw=float(fused[j]), cosine=float(cosine[j]),
                                lexical=float(lexical[j]), mentioned=bool(mentioned[j]),
-                               passage=self._passage(view, i, int(j)), lens=view.lens.name))
+                               passage=passage, lens=view.lens.name))
         out.sort(key=lambda r: (-r.raw, r.path))
         return out
 
@@ -428,10 +467,10 @@ class VaultIndex:
         order = sorted(range(len(cand)), key=lambda j: (-probs[j], self.notes[int(view.rows[cand[j]])].path))
         linked = self.links.get(path, set())
         col = {f: learn.FEATURES.index(f) for f in ("dense", "lexical", "mention")}
+        order = [j for j in order[:k] if probs[j] >= floor]
+        passages = self._passages(view, i, cand[order])
         out = []
-        for j in order[:k]:
-            if probs[j] < floor:
-                continue
+        for j, passage in zip(order, passages):
             note = self.notes[int(view.rows[cand[j]])]
             contrib = view.model.contributions(x[j])
             top = sorted(zip(learn.FEATURES, contrib), key=lambda kv: -kv[1])[:3]
@@ -440,17 +479,25 @@ class VaultIndex:
                                raw=float(probs[j]), cosine=float(x[j, col["dense"]]),
                                lexical=float(x[j, col["lexical"]]),
                                mentioned=bool(x[j, col["mention"]]),
-                               passage=self._passage(view, i, int(cand[j])), lens=view.lens.name,
+                               passage=passage, lens=view.lens.name,
                                signals=tuple((f, float(c)) for f, c in top)))
         return out
 
-    def _passage(self, view: LensView, query: int, candidate: int) -> str:
-        """The candidate's chunk closest to the query note (the passage that matched)."""
-        vectors, texts = view.chunks(candidate)
-        query_vectors, _ = view.chunks(query)
-        if len(texts) == 0 or len(query_vectors) == 0:
-            return ""
-        return texts[int(np.argmax(vectors @ query_vectors.mean(axis=0)))]
+    def _passages(self, view: LensView, query: int, candidates) -> list[str]:
+        """Per candidate, its chunk closest to the query note (the passage that matched),
+        read from the store: '' when the store no longer has it."""
+        paths = [self.notes[int(view.rows[j])].path for j in (query, *candidates)]
+        with self.reader.store() as store:
+            got, _, texts, matrix = store.lens_vectors(self.embedder_id, view.lens.name, paths)
+        chunks: dict[str, list[int]] = {}
+        for k, p in enumerate(got):
+            chunks.setdefault(p, []).append(k)
+        mine = chunks.get(paths[0])
+        if not mine:
+            return [""] * len(candidates)
+        centre = matrix[mine].mean(axis=0)
+        return [_clip(texts[ks[int(np.argmax(matrix[ks] @ centre))]]) if (ks := chunks.get(p)) else ""
+                for p in paths[1:]]
 
     def lens_notes(self, lens_name: str) -> list[str]:
         """Paths the lens applies to as a source (what `related --all` iterates)."""
@@ -464,8 +511,7 @@ def _same_texts(a: tuple, b: tuple) -> bool:
 
 
 def _clip(text: str) -> str:
-    """A chunk as its passage is shown: whitespace collapsed, at most PASSAGE_CHARS. All a
-    snapshot keeps of a chunk's text (at 100,000 notes the whole texts were gigabytes)."""
+    """A chunk as its passage is shown: whitespace collapsed, at most PASSAGE_CHARS."""
     head = " ".join(text[:PASSAGE_CHARS * 8].split())  # enough, unless mostly whitespace
     if len(head) <= PASSAGE_CHARS and len(text) > PASSAGE_CHARS * 8:
         head = " ".join(text.split())
@@ -479,9 +525,13 @@ def _note_vectors(chunk_vectors: np.ndarray, starts) -> np.ndarray:
     return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
 
 
-def _centre(vecs: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    centred = vecs - mean
-    return centred / np.linalg.norm(centred, axis=1, keepdims=True).clip(1e-12)
+def _centring(vecs: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """(n, 2) float32: each note vector's r.m and 1/|r - m| (see LensView)."""
+    out = np.zeros((len(vecs), 2), dtype=np.float32)
+    if len(vecs):
+        out[:, 0] = vecs @ mean
+        out[:, 1] = 1.0 / np.linalg.norm(vecs - mean, axis=1).clip(1e-12)
+    return out
 
 
 def _grown(arr: np.ndarray, size: int, d: int) -> np.ndarray:

@@ -9,8 +9,10 @@ rewrite is known. LLM rewrites are cached by (model, prompt hash, lens text hash
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import queue
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -255,6 +257,12 @@ class Store:
         rows = self.db.execute(sql) if paths is None else _select_in(self.db, sql + " WHERE path IN", paths)
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    def query_texts(self, paths: Iterable[str] | None = None) -> dict[str, str]:
+        """{path: query text} of every note (or of `paths`)."""
+        sql = "SELECT path, query_text FROM notes"
+        rows = self.db.execute(sql) if paths is None else _select_in(self.db, sql + " WHERE path IN", paths)
+        return dict(rows)
+
     def note_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM notes").fetchone()[0]
 
@@ -349,13 +357,16 @@ class Store:
                      ) -> tuple[list[str], list[int], list[str], np.ndarray]:
         """(paths, chunk numbers, chunk texts, matrix) of every embedded chunk of a lens
         (or of the chunks of `paths`), in (path, chunk) order."""
-        sql = ("SELECT c.path, c.chunk, c.text, v.vector FROM chunks c JOIN vectors v"
+        sql = ("SELECT c.path, c.chunk, c.text, v.vector FROM chunks c {} vectors v"
                " ON v.embedder=? AND v.text_hash=c.text_hash WHERE c.lens=?")
         if paths is None:
-            rows = self.db.execute(sql + " ORDER BY c.path, c.chunk", [embedder_id, lens]).fetchall()
+            rows = self.db.execute(sql.format("JOIN") + " ORDER BY c.path, c.chunk",
+                                   [embedder_id, lens]).fetchall()
         else:
-            rows = sorted(_select_in(self.db, sql + " AND c.path IN", paths, [embedder_id, lens]),
-                          key=lambda r: (r[0], r[1]))
+            # CROSS JOIN keeps chunks (looked up by path) as the outer loop: the planner
+            # would otherwise walk every vector of the embedder (seconds at 100,000 notes)
+            rows = sorted(_select_in(self.db, sql.format("CROSS JOIN") + " AND c.path IN", paths,
+                                     [embedder_id, lens]), key=lambda r: (r[0], r[1]))
         if not rows:
             return [], [], [], np.zeros((0, 0), dtype=np.float32)
         matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), -1)
@@ -491,6 +502,50 @@ class Store:
 
 _NOTE_COLS = ("path, title, folder, content_hash, mtime_ns, size, signature, opted_out,"
               " is_daily, tags, aliases, frontmatter, problems, raw_links")
+
+
+class Reader:
+    """Connections to a store's file for threads that rank and need a few texts (query
+    texts, chunk passages) per request: the ranking keeps none of them in memory. Each
+    caller borrows a connection of its own; at most POOL are kept open. Pickles as its
+    path only (it travels inside the ranking snapshot)."""
+    POOL = 4
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])
+
+    @contextlib.contextmanager
+    def store(self):
+        """A Store on a connection of this caller's own (no migrations: only reads)."""
+        try:
+            store = self._free.get_nowait()
+        except queue.Empty:
+            try:
+                conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the index database {self.path}: {exc}") from exc
+            store = Store(sqlite_utils.Database(conn), self.path)
+        try:
+            yield store
+        finally:
+            if self._free.qsize() < self.POOL:
+                self._free.put(store)
+            else:
+                store.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._free.get_nowait().close()
+            except queue.Empty:
+                return
 
 
 def _note_row(r) -> NoteRow:

@@ -21,7 +21,7 @@ from .errors import BlockEdited, ConfigError, LenslinkError, NotFound, StoreErro
 from .lenses import VaultConfig, load_config
 from .notes import Resolver
 from .rank import Related, VaultIndex
-from .store import Store
+from .store import Reader, Store
 
 
 # `refresh(changed)` updates the snapshot in place of a full load until this many notes
@@ -59,6 +59,8 @@ class Vault:
         self.close()
 
     def close(self) -> None:
+        if self._index is not None:
+            self._index.reader.close()
         self.store.close()
 
     @property
@@ -109,6 +111,8 @@ class Vault:
         key = snapshot.state_key(self.store, self.config, embedder_id)
         where = snapshot.path_for(self.db_path)
         index = snapshot.load(where, key, self.config)
+        if index is not None and index.reader.path != self.db_path:
+            index.reader = Reader(self.db_path)  # the database was moved with its snapshot
         if index is None:
             index = VaultIndex.load(self.store, self.config, embedder_id)
             snapshot.save(index, key, where)
