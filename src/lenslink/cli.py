@@ -280,6 +280,7 @@ def train(vault, db, embedder, lens, seed):
     """Learn each lens's ranking from the vault's own [[links]].
 
     Lenses with too few links keep the unsupervised ranking (shown in `status`).
+    Pairs judged by `lenslink label` (notes unchanged since) are extra training pairs.
 
     \b
     Example:
