@@ -88,7 +88,7 @@ def test_a_mistake_in_the_file_names_the_file_and_the_lens(tmp_path):
 
 @pytest.mark.parametrize("data, message", [
     # unknown keys: named, with the allowed ones
-    ({"lense": {}}, "V/.lenslink.toml: unknown key 'lense'; allowed: embedder, embedder_options, exclude, heading, lenses"),
+    ({"lense": {}}, "V/.lenslink.toml: unknown key 'lense'; allowed: embedder, embedder_options, exclude, heading, label, lenses"),
     ({"lenses": {"a": {"tmpl": "x"}}}, "[lenses.a]: unknown key 'tmpl'; allowed: candidates, description, fields"),
     ({"lenses": {"a": {"source": {"glob": ["x/**"]}}}}, "[lenses.a] source: unknown key 'glob'; allowed: daily, exclude_globs"),
     # wrong types

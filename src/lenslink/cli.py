@@ -13,7 +13,8 @@ from . import client
 from .errors import LenslinkError
 from .vault import PRECISION_ENV, Vault
 
-STAGES = {"read": "Reading notes", "rewrite": "Rewriting texts", "embed": "Embedding texts"}
+STAGES = {"read": "Reading notes", "rewrite": "Rewriting texts", "embed": "Embedding texts",
+          "label": "Labelling pairs"}
 
 
 def handle_errors(func):
@@ -279,6 +280,7 @@ def train(vault, db, embedder, lens, seed):
     """Learn each lens's ranking from the vault's own [[links]].
 
     Lenses with too few links keep the unsupervised ranking (shown in `status`).
+    Pairs judged by `lenslink label` (notes unchanged since) are extra training pairs.
 
     \b
     Example:
@@ -290,9 +292,49 @@ def train(vault, db, embedder, lens, seed):
         if not r["trained"]:
             click.echo(f"{name}: not trained ({r['reason']})")
             continue
-        click.echo(f"{name}: trained on {r['queries']} linked notes, {r['pairs']} pairs; "
+        labels = f" ({r['labels']} of them labelled by a model)" if r.get("labels") else ""
+        click.echo(f"{name}: trained on {r['queries']} linked notes, {r['pairs']} pairs{labels}; "
                    f"held-out log loss {r['heldout_log_loss']:.4f} "
                    f"(fusion alone {r['heldout_log_loss_fusion']:.4f}), ECE {r['heldout_ece']:.4f}")
+
+
+@main.command()
+@vault_options
+@click.option("--lens", "-l", metavar="LENS", help="Lens whose pairs to label (default: the first).")
+@click.option("--pairs", "-n", default=50, show_default=True, type=click.IntRange(1, 100_000),
+              help="How many pairs to ask about.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the sample of source notes.")
+@handle_errors
+def label(vault, db, embedder, lens, pairs, seed):
+    """Ask a chat model whether you would link suggested pairs; `train` learns from it.
+
+    The model is the [label] table of .lenslink.toml (model, base_url, api_key_env,
+    timeout, max_retries; nothing is sent without it). It sees the titles and the start
+    of both notes of each top unlinked suggestion not labelled yet, and answers yes or
+    no. Each answer is stored at once; an edited note's labels are no longer used.
+
+    \b
+    Example:
+      lenslink label ~/Notes --lens topic --pairs 100 && lenslink train ~/Notes
+    """
+    bars = ProgressBars()
+    with Vault(vault, db=db, embedder=embedder) as v:
+        try:
+            r = v.label(lens, pairs, seed, progress=bars)
+        finally:
+            bars.close()
+    if r.pairs == 0:
+        click.echo(f"{r.lens}: nothing to label (each note's top suggestions are linked or "
+                   f"already labelled by {r.model})")
+    else:
+        fewer = f" (only {r.pairs} left to ask about)" if r.pairs < r.wanted else ""
+        click.echo(f"{r.lens}: {r.labelled} pairs labelled by {r.model}{fewer}: {r.yes} yes, "
+                   f"{r.no} no; {r.skipped} skipped (no clear yes or no)")
+    if r.interrupted:
+        click.echo("interrupted; the labels so far are kept", err=True)
+        sys.exit(130)
+    if r.error:
+        raise click.ClickException(f"{r.error}; the labels so far are kept")
 
 
 @main.command("eval")

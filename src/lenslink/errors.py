@@ -33,6 +33,14 @@ class RewriteRejected(RewriteError):
     """The model would not rewrite one text (rejected request, empty reply); others go on."""
 
 
+class LabelError(LenslinkError):
+    """`lenslink label`'s chat model is misconfigured or its endpoint failed."""
+
+
+class LabelRejected(LabelError):
+    """The model would not judge one pair (rejected request, empty reply); others go on."""
+
+
 class StoreError(LenslinkError):
     """The SQLite store is unusable or does not match the vault/embedder."""
 

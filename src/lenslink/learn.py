@@ -415,10 +415,46 @@ def training_set(index, view, graph: Graph, folds: int, seed: int, with_projecti
     return xs, ys, fold_of
 
 
+def label_rows(index, view, graph: Graph, labels, seed: int = 0, with_projection: bool = True,
+               check=None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Training rows of pairs a chat model judged (`lenslink label`): `labels` are
+    (source path, candidate path, would link), `y` is 1 or 0. Pairs linked since, or no
+    longer a source and a candidate of the lens, are left out; the labelled source notes
+    are made to look new, as each fold's notes are. None when no label applies."""
+    judged: dict[int, list[tuple[int, float]]] = {}
+    for src, dst, label in labels:
+        i = view.position.get(index.row.get(src, -1))
+        j = view.position.get(index.row.get(dst, -1))
+        if i is None or j is None or i == j or not view.sources[i] or not view.candidates[j] \
+                or j in graph.out.get(i, ()):
+            continue
+        judged.setdefault(i, []).append((j, float(label)))
+    if not judged:
+        return None
+    visible = graph.without(set(judged))
+    features = PairFeatures(index, view)
+    if with_projection:
+        features.projection = train_projection(view, visible, view.lens.source != view.lens.candidates,
+                                               seed, check=check)
+    xs, ys = [], []
+    for i, pairs in sorted(judged.items()):
+        if check:
+            check()
+        dense, raw, lexical = features.base_scores(i)
+        cand, extra = features.candidates(i, visible, dense, lexical, view.candidates)
+        # among the query's usual candidates, so that the relative features mean the same
+        cand = np.union1d(cand, [j for j, _ in pairs]).astype(np.int64)
+        x = features.matrix(i, cand, visible, dense, raw, lexical, extra)
+        xs.append(x[np.searchsorted(cand, [j for j, _ in pairs])])
+        ys.append(np.array([y for _, y in pairs]))
+    return np.vstack(xs), np.concatenate(ys)
+
+
 def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool = True,
-          check=None) -> Model | None:
+          check=None, labels=None) -> Model | None:
     """Fit the ranker of one lens on the vault's links; None when links are too few.
-    `check()`, called often, may raise to abandon training.
+    `check()`, called often, may raise to abandon training. `labels` (see `label_rows`)
+    add training rows, never held out.
 
     The report holds held-out log loss (before: the unsupervised fusion mapped by a
     one-feature fit; after: the ranker) and expected calibration error."""
@@ -429,6 +465,9 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
         return None
     folds = min(folds, len(graph.out))
     xs, ys, fold_of = training_set(index, view, graph, folds, seed, with_projection, check)
+    judged = label_rows(index, view, graph, labels, seed, with_projection, check) if labels else None
+    if judged is not None:
+        xs, ys, fold_of = xs + [judged[0]], ys + [judged[1]], fold_of + [-1]
     x, y, fold_of = np.vstack(xs), np.concatenate(ys), np.repeat(fold_of, [len(v) for v in ys])
     if y.sum() < 5:
         return None
@@ -446,6 +485,8 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
               "heldout_log_loss": log_loss(p_test, y[test]) if test.any() else None,
               "heldout_log_loss_fusion": log_loss(p_base, y[test]) if test.any() else None,
               "heldout_ece": expected_calibration_error(p_test, y[test]) if test.any() else None}
+    if judged is not None:
+        report["labels"] = len(judged[1])
     mean, std = x.mean(0), x.std(0) + 1e-6
     w, b = fit_logistic((x - mean) / std, y)
     asymmetric = view.lens.source != view.lens.candidates

@@ -33,7 +33,8 @@ REWRITE_KEYS = {"prompt", "model", "base_url", "api_key_env", "timeout", "max_re
 # The essay's prompt ("Don't use cosine similarity", section "Rewriting").
 DEFAULT_REWRITE_PROMPT = ("Rewrite the following text in standard English using Markdown. "
                           "Focus on content, ignore style. Limit to 200 words.")
-TOP_KEYS = {"exclude", "heading", "embedder", "embedder_options", "lenses", "writer"}
+LABEL_KEYS = REWRITE_KEYS - {"prompt"}
+TOP_KEYS = {"exclude", "heading", "embedder", "embedder_options", "lenses", "writer", "label"}
 
 
 def glob_match(path: str, pattern: str) -> bool:
@@ -127,6 +128,17 @@ class RewriteSettings:
     lens has these settings."""
     model: str
     prompt: str = DEFAULT_REWRITE_PROMPT
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = 120.0
+    max_retries: int = 5
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """The chat model `lenslink label` asks whether the author would link two notes (the
+    `[label]` table). Nothing is sent anywhere unless the vault's config has one."""
+    model: str
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
     timeout: float = 120.0
@@ -237,6 +249,8 @@ class VaultConfig:
     embedder_options: tuple[tuple[str, Any], ...] = ()
     source: str = "defaults"
     writer: str | None = None  # the one machine that writes blocks (a synced vault)
+    # not in repr (the fingerprint): labelling settings do not change how notes rank
+    label: LabelSettings | None = field(default=None, repr=False)
 
     def lens(self, name: str | None) -> Lens:
         if name is None:
@@ -304,9 +318,12 @@ def parse_config(data: Mapping[str, Any], where: str = CONFIG_NAME) -> VaultConf
     if writer is not None and (not isinstance(writer, str) or not writer.strip() or "\n" in writer):
         raise ConfigError(f"{where}: writer must be the name of the one computer that writes "
                           "blocks, such as \"my-laptop\" (see `lenslink status`)")
+    label = LabelSettings(**_parse_chat(data["label"], f"{where} [label]", LABEL_KEYS,
+                                        "answers whether you would link two notes")) \
+        if "label" in data else None
     return VaultConfig(lenses=lenses, exclude=tuple(exclude), heading=heading.strip(),
                        embedder=embedder, embedder_options=tuple(sorted(options.items())),
-                       source=where, writer=writer.strip() if writer else None)
+                       source=where, writer=writer.strip() if writer else None, label=label)
 
 
 def _parse_lens(name: str, spec: Any, where: str) -> Lens:
@@ -337,16 +354,23 @@ def _parse_lens(name: str, spec: Any, where: str) -> Lens:
 
 
 def _parse_rewrite(spec: Any, where: str) -> RewriteSettings:
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{where}: must be a table such as {{ model = \"gpt-4o-mini\" }}")
-    _unknown(spec, REWRITE_KEYS, where)
-    model = spec.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise ConfigError(f"{where} model: required, the chat model that rewrites, "
-                          "e.g. model = \"gpt-4o-mini\"")
+    chat = _parse_chat(spec, where, REWRITE_KEYS, "rewrites")
     prompt = spec.get("prompt", DEFAULT_REWRITE_PROMPT)
     if not isinstance(prompt, str) or not prompt.strip():
         raise ConfigError(f"{where} prompt: must be a non-empty string")
+    return RewriteSettings(prompt=prompt.strip(), **chat)
+
+
+def _parse_chat(spec: Any, where: str, keys: set[str], does: str) -> dict[str, Any]:
+    """model, base_url, api_key_env, timeout and max_retries of a chat model's table
+    (`[lenses.NAME.rewrite]`, `[label]`); `does` says what the model is for."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: must be a table such as {{ model = \"gpt-4o-mini\" }}")
+    _unknown(spec, keys, where)
+    model = spec.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError(f"{where} model: required, the chat model that {does}, "
+                          "e.g. model = \"gpt-4o-mini\"")
     base_url = spec.get("base_url")
     if base_url is not None and (not isinstance(base_url, str)
                                  or not re.match(r"https?://[^/\s]+", base_url)):
@@ -362,9 +386,8 @@ def _parse_rewrite(spec: Any, where: str) -> RewriteSettings:
     retries = spec.get("max_retries", 5)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 20:
         raise ConfigError(f"{where} max_retries: must be an integer from 0 to 20")
-    return RewriteSettings(model=model.strip(), prompt=prompt.strip(),
-                           base_url=base_url.rstrip("/") if base_url else None,
-                           api_key_env=key_env, timeout=float(timeout), max_retries=retries)
+    return {"model": model.strip(), "base_url": base_url.rstrip("/") if base_url else None,
+            "api_key_env": key_env, "timeout": float(timeout), "max_retries": retries}
 
 
 def _check_template(template: str, fields: tuple[str, ...], where: str) -> None:

@@ -5,12 +5,14 @@ duplicates and restarts cost nothing. Schema changes are numbered migrations.
 
 A chunk of a lens with a `rewrite` keeps its lens text in `original`; its `text` and
 `text_hash` are those of the rewrite (what is embedded), or '' (PENDING) until the
-rewrite is known. LLM rewrites are cached by (model, prompt hash, lens text hash).
+rewrite is known. LLM rewrites are cached by (model, prompt hash, lens text hash). Labels a chat model gave to note pairs
+are kept with the hashes of both notes' texts: an edit makes them stale, not wrong.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import queue
 import sqlite3
@@ -74,6 +76,16 @@ MIGRATIONS = [
     # 5: each note's distinct line keys (little-endian int64), for boilerplate detection
     """
     ALTER TABLE notes ADD COLUMN line_keys BLOB NOT NULL DEFAULT x'';
+    """,
+    # 6: a chat model's judgement of (source, candidate) pairs (`lenslink label`), valid
+    # while both notes' texts hash as they did (`text_hashes`)
+    """
+    CREATE TABLE labels (
+        lens TEXT NOT NULL, src TEXT NOT NULL, dst TEXT NOT NULL, model TEXT NOT NULL,
+        src_hash TEXT NOT NULL, dst_hash TEXT NOT NULL, label INTEGER NOT NULL,
+        answer TEXT NOT NULL, at REAL NOT NULL,
+        PRIMARY KEY (lens, src, dst, model, src_hash, dst_hash)
+    );
     """,
 ]
 PENDING = ""  # chunks.text_hash of a chunk whose rewrite is not known yet
@@ -250,6 +262,12 @@ class Store:
     def note(self, path: str) -> NoteRow | None:
         row = self.db.execute(f"SELECT {_NOTE_COLS} FROM notes WHERE path=?", [path]).fetchone()
         return _note_row(row) if row else None
+
+    def text_hashes(self, paths: Iterable[str]) -> dict[str, str]:
+        """{path: sha256 of the note's text as lenslink reads it} (title, aliases, tags
+        and text; not the file's bytes, so a block lenslink writes changes nothing)."""
+        return {path: hashlib.sha256(lex.encode("utf-8", "surrogatepass")).hexdigest()
+                for path, (lex, _) in self.lex_texts(paths).items()}
 
     def lex_texts(self, paths: Iterable[str] | None = None) -> dict[str, tuple[str, str]]:
         """{path: (lex_text, query_text)} of every note (or of `paths`)."""
@@ -457,6 +475,25 @@ class Store:
                 "DELETE FROM rewrites WHERE rewritten NOT IN"
                 " (SELECT text FROM chunks WHERE original IS NOT NULL)")
         return cur.rowcount
+
+    # -- labels -------------------------------------------------------------------
+    def put_label(self, lens: str, src: str, dst: str, model: str, src_hash: str,
+                  dst_hash: str, label: bool, answer: str) -> None:
+        """Store one judgement (committed at once: an interrupted run keeps it)."""
+        with self.db.conn:
+            self.db.execute("INSERT OR REPLACE INTO labels (lens, src, dst, model, src_hash,"
+                            " dst_hash, label, answer, at) VALUES (?,?,?,?,?,?,?,?,?)",
+                            [lens, src, dst, model, src_hash, dst_hash, int(label), answer,
+                             time.time()])
+
+    def labels(self, lens: str, sources: Iterable[str] | None = None
+               ) -> list[tuple[str, str, str, str, str, bool]]:
+        """(src, dst, model, src_hash, dst_hash, label) of a lens's labels (or of those
+        whose source is among `sources`), stale ones included, in (src, dst, model) order."""
+        sql = "SELECT src, dst, model, src_hash, dst_hash, label FROM labels WHERE lens=?"
+        rows = (self.db.execute(sql, [lens]).fetchall() if sources is None else
+                _select_in(self.db, sql + " AND src IN", sources, [lens]))
+        return sorted((r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows)
 
     def vector_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM vectors").fetchone()[0]

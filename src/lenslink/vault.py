@@ -168,6 +168,7 @@ class Vault:
         `check()` is called often and may raise to abandon training (nothing is stored
         for a lens whose training was abandoned)."""
         from . import learn
+        from .label import current_labels
 
         ranking = self.refresh()  # a full load: training sees current idf and centring
         embedder_id = self.store.get_meta("embedder")
@@ -175,7 +176,8 @@ class Vault:
         reports = {}
         for lens_ in chosen:
             view = ranking.views[lens_.name]
-            model = learn.train(ranking, view, seed=seed, check=check)
+            model = learn.train(ranking, view, seed=seed, check=check,
+                                labels=current_labels(self.store, lens_.name))
             if model is None:
                 reports[lens_.name] = {"trained": False,
                                        "reason": "too few links; using the unsupervised ranking"}
@@ -193,6 +195,16 @@ class Vault:
         self.store.set_meta("trained_features", ",".join(learn.FEATURES))
         self._index = None  # loaded again, with the new rankers, when next needed
         return reports
+
+    def label(self, lens: str | None = None, pairs: int = 50, seed: int = 0, progress=None):
+        """Ask the `[label]` chat model whether the author would link up to `pairs` of a
+        lens's top unlinked suggestions and store the answers, which `train` then learns
+        from (label.py); returns a `label.LabelReport`."""
+        from . import label as label_mod
+
+        judge = label_mod.Judge.for_vault(self.config, self.root)  # nothing loaded or sent without one
+        return label_mod.label_pairs(self.store, self.ranking(), self.config.lens(lens).name,
+                                     judge, pairs, seed, progress)
 
     def link_count(self) -> int:
         return self.store.link_count()
