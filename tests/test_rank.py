@@ -372,5 +372,30 @@ def test_mentions_find_multi_word_titles_and_aliases_as_whole_words():
     assert mentions.mentioned("tombecker python") == {1}
 
 
+def test_mentioning_one_target_agrees_with_the_mentions_of_each_text(open_vault):
+    """`mentioning` (one target, many texts; the learned ranker's "mentioned by") and
+    `mentioned_rows` (one text, every name) are two implementations of one test."""
+    notes = {
+        "Garden irrigation.md": "---\naliases: [Monty language]\n---\nWater the beds.",
+        "SQL.md": "Tables.",
+        "Tom Becker.md": "A person.",
+        "C++ tips.md": "Pointers.",
+        "a.md": "Planning the garden  irrigation, in the Monty-language; pythonic SQLite code.",
+        "b.md": "GARDEN\nIRRIGATION and sql, said Tom_Becker to Tom  Becker.",
+        "c.md": "gardenirrigation; c++ tips! sql-ish",
+        "d.md": "Nothing here at all.",
+    }
+    index = open_vault(notes).ranking()
+    rows = list(range(len(index.notes)))
+    for target in rows:
+        got = index.mentioning(rows, target)
+        expected = [target in index.mentioned_rows(r) or (r == target and got[r]) for r in rows]
+        assert got.tolist() == expected, index.notes[target].path
+    row = {n.path: i for i, n in enumerate(index.notes)}
+    assert index.mentioning([row["a.md"], row["b.md"], row["c.md"]], row["Garden irrigation.md"]).tolist() == \
+        [True, True, False]
+    assert index.mentioning([row["b.md"], row["c.md"]], row["C++ tips.md"]).tolist() == [False, True]
+
+
 def test_normalise():
     assert normalise("  Mexico-City,\nMEXICO ") == "mexico city mexico"

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import math
 import random
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -371,17 +372,17 @@ class VaultIndex:
         """Whether each of these notes' texts mentions the title or an alias of note
         `target` (the test of `mentioned_rows`, for these pairs: no scan for every name)."""
         note = self.notes[target]
-        names = [n for n in {normalise(x) for x in (note.title, *note.aliases)}
-                 if len(n) >= MIN_NAME_CHARS and n.count(" ") < MAX_NAME_WORDS]
+        names = sorted(n for n in {normalise(x) for x in (note.title, *note.aliases)}
+                       if len(n) >= MIN_NAME_CHARS and n.count(" ") < MAX_NAME_WORDS)
         out = np.zeros(len(rows), dtype=bool)
         if not names or not len(rows):
             return out
-        firsts = {n.split(" ", 1)[0] for n in names}
+        # " name " in " normalised text ": the name's words in a row, whole words, with
+        # anything but word characters between them
+        pattern = re.compile("|".join(r"(?<!\w)" + r"\W+".join(map(re.escape, n.split(" "))) + r"(?!\w)"
+                                      for n in names))
         for k, text in enumerate(self.query_texts(rows)):
-            low = text.lower()
-            if any(f in low for f in firsts):  # most texts: no normalising needed
-                padded = f" {normalise(text)} "
-                out[k] = any(f" {n} " in padded for n in names)
+            out[k] = pattern.search(text.lower()) is not None
         return out
 
     def lexical(self, row: int, text: str | None = None) -> np.ndarray:
