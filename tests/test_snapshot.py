@@ -104,7 +104,7 @@ def test_new_links_titles_and_aliases_are_seen_after_an_update(opened):
                                     "\nSee [[garden 3]].\n", encoding="utf-8")
     (opened.root / "travel/travel 2.md").write_text(CLUSTERS["travel"] + " my backup plan")
     after = opened.refresh(sync(opened, note, "travel/travel 2.md"))
-    assert after.links[note] == {"garden/garden 3.md"}
+    assert after.links[note] == ("garden/garden 3.md",)
     assert after.links == full(opened).links
     row = after.row["travel/travel 2.md"]
     assert after.row[note] in after.mentioned_rows(row)

@@ -125,7 +125,7 @@ class VaultIndex:
         self.reader = reader
         self.embedder_id = embedder_id
         self.row = {n.path: i for i, n in enumerate(notes)}
-        self.links = {src: set(dst) for src, dst in links.items()}
+        self.links = self._links(links)
         self.tfidf = TfIdf([lex_texts.get(n.path, ("", ""))[0] for n in notes])
         self.mentions = Mentions([[n.title, *n.aliases] for n in notes])
         self._mentioned: dict[int, frozenset[int]] = {}  # row -> rows its text mentions
@@ -244,12 +244,12 @@ class VaultIndex:
         new.mentions = self.mentions.with_names(names) if names else self.mentions
         new._mentioned = {} if names else {r: m for r, m in self._mentioned.items() if r not in touched}
         if added or gone:  # what any link resolves to may have changed
-            new.links = {src: set(dst) for src, dst in store.links().items()}
+            new.links = new._links(store.links())
         else:
             new.links = dict(self.links)
             for p in fresh:
                 new.links.pop(p, None)
-            new.links.update({src: set(dst) for src, dst in store.links(fresh).items()})
+            new.links.update(new._links(store.links(fresh)))
         # file names change only with added or removed notes; links only with edits
         new._names = self._names if not (added or gone) else None
         new._edges = self._edges if not (added or gone) and new.links == self.links else None
@@ -307,6 +307,13 @@ class VaultIndex:
         return dataclasses.replace(view, rows=rows, raw=raw, centring=centring, sources=sources,
                                    candidates=candidates, position=position,
                                    graph=view.graph if keep else None, features=None)
+
+    def _links(self, links: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+        """Links as tuples of the path strings the ranking already holds (a set and a
+        copy of each path per link were a tenth of the memory at 100,000 notes)."""
+        known = {p: p for p in self.row}
+        return {known.get(src, src): tuple(sorted({known.get(d, d) for d in dst}))
+                for src, dst in links.items()}
 
     @staticmethod
     def _meta(n: NoteRow) -> NoteMeta:
@@ -447,7 +454,7 @@ class VaultIndex:
             top = np.flatnonzero(allowed)
         probs = view.calibrator(fused[top])
         top, probs = top[probs >= floor], probs[probs >= floor]
-        linked = self.links.get(path, set())
+        linked = self.links.get(path, ())
         out = []
         for j, p, passage in zip(top, probs, self._passages(view, i, top)):
             note = self.notes[int(view.rows[j])]
@@ -466,7 +473,7 @@ class VaultIndex:
             return []
         probs = view.model.probability(x)
         order = sorted(range(len(cand)), key=lambda j: (-probs[j], self.notes[int(view.rows[cand[j]])].path))
-        linked = self.links.get(path, set())
+        linked = self.links.get(path, ())
         col = {f: learn.FEATURES.index(f) for f in ("dense", "lexical", "mention")}
         order = [j for j in order[:k] if probs[j] >= floor]
         passages = self._passages(view, i, cand[order])
