@@ -30,8 +30,8 @@ PROJ_DIM = 64
 # Training cost caps (a seeded sample above them; real vaults of a few thousand notes stay
 # below): notes whose candidates become training rows, and source notes whose links
 # train the projection. They keep training at 100,000 notes to minutes.
-MAX_TRAIN_QUERIES = 4000
-MAX_PROJECTION_SOURCES = 2000
+MAX_TRAIN_QUERIES = 2000
+MAX_PROJECTION_SOURCES = 1000
 
 
 @dataclass
@@ -302,11 +302,13 @@ def projection_sources(graph: Graph, seed: int = 0) -> list[int]:
 def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
                      epochs: int = 40, lr: float = 0.05, check=None,
                      nearest: dict[int, np.ndarray] | None = None,
-                     sources: list[int] | None = None) -> Projection | None:
+                     sources: list[int] | None = None,
+                     cov: np.ndarray | None = None) -> Projection | None:
     """Fit Q, K (k x d) with the logistic loss on sigma(s * (Q v_a).(K v_b) + c):
     positives are linked pairs, negatives half the nearest unlinked, half random.
     Only the links of `sources` (default: `projection_sources`) that are in `graph`
-    count; `nearest` (from `nearest_candidates`) may be shared between calls on one view."""
+    count; `nearest` (from `nearest_candidates`) and `cov` (`covariance`) may be shared
+    between calls on one view."""
     sources = projection_sources(graph, seed) if sources is None else sources
     pairs = [(s, t) for s in sources for t in sorted(graph.out.get(s, ()))]
     if len(pairs) < 20:
@@ -314,7 +316,7 @@ def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
     rng = np.random.default_rng(seed)
     d = view.raw.shape[1]
     k = min(PROJ_DIM, d)
-    q = _principal_axes(view, k, rng)
+    q = _principal_axes(covariance(view) if cov is None else cov, k, rng)
     key = q.copy()
     cands = np.flatnonzero(view.candidates)
     src = np.array([s for s, _ in pairs])
@@ -356,19 +358,23 @@ def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
     return Projection(q=q.astype(np.float32), k=key.astype(np.float32))
 
 
-def _principal_axes(view, k: int, rng) -> np.ndarray:
-    """Top-k principal axes (k x d) of the lens's centred vectors by a few rounds of
-    subspace iteration: a start where the projection behaves like centred cosine;
-    LAPACK's eigh is slow here. The covariance is summed in blocks of rows."""
+def covariance(view) -> np.ndarray:
+    """(d, d) scatter matrix of the lens's centred vectors, summed in blocks of rows."""
     n, d = view.raw.shape
     total, cov = np.zeros(d), np.zeros((d, d))
     for start in range(0, n, 8192):
-        block = view.centred_rows(np.arange(start, min(n, start + 8192))).astype(np.float64)
-        total += block.sum(0)
-        cov += block.T @ block
+        block = view.centred_rows(np.arange(start, min(n, start + 8192)))
+        total += block.sum(0, dtype=np.float64)
+        cov += (block.T @ block).astype(np.float64)
     mu = total / max(n, 1)
-    cov -= n * np.outer(mu, mu)
-    basis = np.linalg.qr(rng.standard_normal((d, k)))[0]
+    return cov - n * np.outer(mu, mu)
+
+
+def _principal_axes(cov: np.ndarray, k: int, rng) -> np.ndarray:
+    """Top-k principal axes (k x d) of a scatter matrix by a few rounds of subspace
+    iteration: a start where the projection behaves like centred cosine; LAPACK's eigh
+    is slow here."""
+    basis = np.linalg.qr(rng.standard_normal((cov.shape[0], k)))[0]
     for _ in range(4):
         basis = np.linalg.qr(cov @ basis)[0]
     return basis.T.astype(np.float32).copy()
@@ -383,8 +389,10 @@ def _sum_rows(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def training_set(index, view, graph: Graph, folds: int, seed: int, with_projection: bool,
-                 check=None) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-    """Features and labels per fold, each fold's notes made to look new."""
+                 check=None, nearest: dict[int, np.ndarray] | None = None,
+                 cov: np.ndarray | None = None) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """Features and labels per fold, each fold's notes made to look new (`nearest` and
+    `cov`: as `train_projection` takes them, computed here when not given)."""
     queries = sorted(graph.out)
     random.Random(seed).shuffle(queries)
     featured = set(queries[:MAX_TRAIN_QUERIES])  # the shuffle makes this a seeded sample
@@ -393,12 +401,14 @@ def training_set(index, view, graph: Graph, folds: int, seed: int, with_projecti
     features = PairFeatures(index, view)
     features.index_mentions()
     sources = projection_sources(graph, seed)
-    nearest = nearest_candidates(view, sources) if with_projection else None
+    if with_projection:
+        nearest = nearest_candidates(view, sources) if nearest is None else nearest
+        cov = covariance(view) if cov is None else cov
     for f in range(folds):
         fold = set(queries[f::folds])
         visible = graph.without(fold)
         features.projection = (train_projection(view, visible, asymmetric, seed, check=check,
-                                                nearest=nearest, sources=sources)
+                                                nearest=nearest, sources=sources, cov=cov)
                                if with_projection else None)
         ranked = sorted(fold & featured)
         for n, q in enumerate(ranked):
@@ -464,7 +474,12 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
     if len(graph.out) < MIN_LINKED_QUERIES:
         return None
     folds = min(folds, len(graph.out))
-    xs, ys, fold_of = training_set(index, view, graph, folds, seed, with_projection, check)
+    sources = projection_sources(graph, seed)
+    # shared by every projection trained here: the same rows, the same lens vectors
+    nearest = nearest_candidates(view, sources) if with_projection else None
+    cov = covariance(view) if with_projection else None
+    xs, ys, fold_of = training_set(index, view, graph, folds, seed, with_projection, check,
+                                   nearest, cov)
     judged = label_rows(index, view, graph, labels, seed, with_projection, check) if labels else None
     if judged is not None:
         xs, ys, fold_of = xs + [judged[0]], ys + [judged[1]], fold_of + [-1]
@@ -490,9 +505,8 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
     mean, std = x.mean(0), x.std(0) + 1e-6
     w, b = fit_logistic((x - mean) / std, y)
     asymmetric = view.lens.source != view.lens.candidates
-    sources = projection_sources(graph, seed)
     proj = (train_projection(view, graph, asymmetric, seed, check=check, sources=sources,
-                             nearest=nearest_candidates(view, sources)) if with_projection else None)
+                             nearest=nearest, cov=cov) if with_projection else None)
     report["weights"] = {f: round(float(v), 4) for f, v in zip(FEATURES, w)}
     return Model(mean=mean, std=std, weights=w, bias=b, projection=proj, report=report)
 

@@ -113,6 +113,7 @@ class Mentions:
     def __init__(self, names: list[list[str]]):
         self.by_name: dict[str, frozenset[int]] = {}
         self.sizes: dict[str, frozenset[int]] = {}  # first word -> name lengths in words
+        self.heads: set[str] = set()  # "first second" words of the names of 2 words or more
         self._add(enumerate(names))
 
     def _add(self, items) -> None:
@@ -123,6 +124,8 @@ class Mentions:
                 if len(name) >= MIN_NAME_CHARS and words <= MAX_NAME_WORDS:
                     by_name.setdefault(name, set()).add(i)
                     sizes.setdefault(name.split(" ", 1)[0], set()).add(words)
+                    if words > 1:
+                        self.heads.add(" ".join(name.split(" ", 2)[:2]))
         for name, rows in by_name.items():
             self.by_name[name] = self.by_name.get(name, frozenset()) | rows
         for first, lengths in sizes.items():
@@ -132,7 +135,7 @@ class Mentions:
         """A copy in which notes `names` are known by these names only (an empty list:
         the note is gone). This object is not changed."""
         new = copy.copy(self)
-        new.by_name, new.sizes = dict(self.by_name), dict(self.sizes)
+        new.by_name, new.sizes, new.heads = dict(self.by_name), dict(self.sizes), set(self.heads)
         changed = set(names)
         for name, rows in self.by_name.items():
             if rows & changed:
@@ -143,9 +146,17 @@ class Mentions:
     def mentioned(self, text: str) -> set[int]:
         words = WORD.findall(text.lower())
         found: set[int] = set()
+        heads, by_name = self.heads, self.by_name
         for start, word in enumerate(words):
-            for size in self.sizes.get(word, ()):
-                hit = self.by_name.get(word if size == 1 else " ".join(words[start:start + size]))
-                if hit:
-                    found.update(hit)
+            sizes = self.sizes.get(word)
+            if not sizes:
+                continue
+            # names of two words or more start with a known pair of words: most
+            # positions are ruled out without building a longer string
+            longer = start + 1 < len(words) and f"{word} {words[start + 1]}" in heads
+            for size in sizes:
+                if size == 1 or longer:
+                    hit = by_name.get(word if size == 1 else " ".join(words[start:start + size]))
+                    if hit:
+                        found.update(hit)
         return found

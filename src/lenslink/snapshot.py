@@ -31,7 +31,7 @@ from .lenses import VaultConfig
 from .store import Store
 
 log = logging.getLogger("lenslink.snapshot")
-FORMAT = 3
+FORMAT = 4
 ALIGN = 64
 MAGIC = b"lenslink-snapshot\n"
 
