@@ -250,22 +250,43 @@ def lens_graph(index, view) -> Graph:
 
 
 # -- training -------------------------------------------------------------------------
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 100) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression by Newton's method (features already scaled)."""
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 100,
+                 weight: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by Newton's method (features already scaled),
+    each row's loss times `weight` (default 1)."""
     n, d = x.shape
+    weight = np.ones(n) if weight is None else weight
     xb = np.hstack([x, np.ones((n, 1))])
     w = np.zeros(d + 1)
     reg = np.full(d + 1, l2)
     reg[-1] = 1e-6
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -30, 30)))
-        grad = xb.T @ (p - y) + reg * w
-        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(reg)
+        grad = xb.T @ (weight * (p - y)) + reg * w
+        hess = (xb * (weight * p * (1 - p))[:, None]).T @ xb + np.diag(reg)
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-7:
             break
     return w[:-1], float(w[-1])
+
+
+def query_weights(ys: list[np.ndarray]) -> np.ndarray:
+    """Row weights that make each query's links count as recall does: a query's rows
+    weigh 1 / its number of links (so a note with 20 links does not outweigh 20 notes
+    with one each), scaled to a mean of 1."""
+    weight = np.concatenate([np.full(len(y), 1.0 / max(float(y.sum()), 1.0)) for y in ys])
+    return weight * (len(weight) / weight.sum())
+
+
+def fit_ranker(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, float]:
+    """Logistic weights fitted with `query_weights` (the ranking), then its logit mapped
+    by an unweighted one-feature fit (Platt scaling), so that probabilities stay
+    calibrated over all pairs; the map is increasing, so the ranking is the same."""
+    w, b = fit_logistic(x, y, weight=weight)
+    z = x @ w + b
+    a, c = fit_logistic(z[:, None], y, l2=1e-6)
+    return w * float(a[0]), b * float(a[0]) + c
 
 
 def log_loss(p: np.ndarray, y: np.ndarray) -> float:
@@ -486,10 +507,11 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
     x, y, fold_of = np.vstack(xs), np.concatenate(ys), np.repeat(fold_of, [len(v) for v in ys])
     if y.sum() < 5:
         return None
+    weight = query_weights(ys)
     # held-out check: train on all folds but the last, score the last
     test = fold_of == folds - 1
     mean, std = x[~test].mean(0), x[~test].std(0) + 1e-6
-    w, b = fit_logistic((x[~test] - mean) / std, y[~test])
+    w, b = fit_ranker((x[~test] - mean) / std, y[~test], weight[~test])
     held = Model(mean, std, w, b, None)
     p_test = held.probability(x[test])
     base = FEATURES.index("dense"), FEATURES.index("lexical")
@@ -503,7 +525,7 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
     if judged is not None:
         report["labels"] = len(judged[1])
     mean, std = x.mean(0), x.std(0) + 1e-6
-    w, b = fit_logistic((x - mean) / std, y)
+    w, b = fit_ranker((x - mean) / std, y, weight)
     asymmetric = view.lens.source != view.lens.candidates
     proj = (train_projection(view, graph, asymmetric, seed, check=check, sources=sources,
                              nearest=nearest, cov=cov) if with_projection else None)
