@@ -4,7 +4,7 @@ pytest's default ("prepend") import mode puts tests/ on sys.path, so sibling
 modules import by their plain names, here and in test files.
 """
 
-from openai_server import openai_server  # noqa: F401
+from openai_server import keyless_chat, openai_server  # noqa: F401
 
 import shutil
 from pathlib import Path

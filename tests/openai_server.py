@@ -280,3 +280,14 @@ def openai_server():
     """A running OpenAIServer for one test (16-dimensional vectors by default)."""
     with OpenAIServer() as server:
         yield server
+
+
+@pytest.fixture
+def keyless_chat(monkeypatch):
+    """Chat clients (rewrite, label) against the local server: short backoff, no API key
+    (the local server gets the dummy one), and an OPENAI_BASE_URL that must be ignored
+    in favour of the configured base_url."""
+    from lenslink.rewrite import ChatModel
+    monkeypatch.setattr(ChatModel, "retry_base_delay", 0.001)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")

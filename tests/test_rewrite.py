@@ -45,13 +45,7 @@ def config(server, prompt: str | None = None, retries: int = 0) -> str:
             + '\n[lenses.plain]\nprefix = "Plain: "\n')
 
 
-@pytest.fixture(autouse=True)
-def fast_and_keyless(monkeypatch):
-    """Short backoff; no API key (the local server gets the dummy one); an
-    OPENAI_BASE_URL that must be ignored in favour of the configured base_url."""
-    monkeypatch.setattr(Rewriter, "retry_base_delay", 0.001)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+pytestmark = pytest.mark.usefixtures("keyless_chat")
 
 
 @pytest.fixture
