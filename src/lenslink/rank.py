@@ -148,7 +148,8 @@ class VaultIndex:
 
     @classmethod
     def load(cls, store: Store, config: VaultConfig, embedder_id: str) -> "VaultIndex":
-        data = {lens.name: store.lens_vectors(embedder_id, lens.name) for lens in config.lenses}
+        data = {lens.name: store.lens_vectors(embedder_id, lens.name, texts=False)
+                for lens in config.lenses}
         models = {}
         for name, (signature, params, blob, _) in store.models(embedder_id).items():
             lens = next((l for l in config.lenses if l.name == name), None)
@@ -183,7 +184,7 @@ class VaultIndex:
             view.features = learn.PairFeatures(self, view, view.model.projection if view.model else None)
         return view.features, view.graph
 
-    def _view(self, lens: Lens, paths, chunk_nos, texts, matrix, twin: LensView | None = None) -> LensView:
+    def _view(self, lens: Lens, paths, chunk_nos, hashes, matrix, twin: LensView | None = None) -> LensView:
         """A lens's notes from its chunks, which come in (path, chunk) order; with `twin`,
         a view of the same chunks, its arrays are shared and only the filters are new."""
         if twin is not None:
@@ -260,7 +261,7 @@ class VaultIndex:
             # two lenses' chunks of a note may differ from now on.
             own = id(view.raw) in seen
             seen.add(id(view.raw))
-            new.views[name] = new._patch_view(view, store.lens_vectors(embedder_id, name, fresh),
+            new.views[name] = new._patch_view(view, store.lens_vectors(embedder_id, name, fresh, texts=False),
                                               fresh, touched, same_graph, copy_arrays=own)
         new.patched = self.patched + len(touched)
         return new
@@ -270,7 +271,7 @@ class VaultIndex:
         """A copy of `view` with the chunks of the `touched` vault rows replaced (`fresh`:
         the notes re-read; its link graph kept when `same_graph` and no note joined or
         left the lens)."""
-        paths, _, texts, matrix = data
+        paths, _, _, matrix = data
         chunks: dict[int, list[int]] = {}
         for k, p in enumerate(paths):
             chunks.setdefault(self.row[p], []).append(k)
@@ -514,7 +515,7 @@ class VaultIndex:
 
 
 def _same_texts(a: tuple, b: tuple) -> bool:
-    """Whether two lenses' (paths, chunk numbers, texts, matrix) hold the same chunks."""
+    """Whether two lenses' (paths, chunk numbers, text hashes, matrix) hold the same chunks."""
     return a[:3] == b[:3]
 
 

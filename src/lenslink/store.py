@@ -372,23 +372,34 @@ class Store:
             crash_point("store.put_vectors")
 
     def lens_vectors(self, embedder_id: str, lens: str, paths: Iterable[str] | None = None,
-                     ) -> tuple[list[str], list[int], list[str], np.ndarray]:
+                     texts: bool = True) -> tuple[list[str], list[int], list[str], np.ndarray]:
         """(paths, chunk numbers, chunk texts, matrix) of every embedded chunk of a lens
-        (or of the chunks of `paths`), in (path, chunk) order."""
-        sql = ("SELECT c.path, c.chunk, c.text, v.vector FROM chunks c {} vectors v"
+        (or of the chunks of `paths`), in (path, chunk) order; with `texts=False`, the
+        texts' hashes instead of the texts (what a full load needs: a fraction of the
+        memory). Rows are read in batches, so the blobs never sit beside the matrix."""
+        column = "c.text" if texts else "c.text_hash"
+        sql = (f"SELECT c.path, c.chunk, {column}, v.vector FROM chunks c {{}} vectors v"
                " ON v.embedder=? AND v.text_hash=c.text_hash WHERE c.lens=?")
         if paths is None:
-            rows = self.db.execute(sql.format("JOIN") + " ORDER BY c.path, c.chunk",
-                                   [embedder_id, lens]).fetchall()
+            cursor = self.db.execute(sql.format("JOIN") + " ORDER BY c.path, c.chunk",
+                                     [embedder_id, lens])
+            batches = iter(lambda: cursor.fetchmany(8192), [])
         else:
             # CROSS JOIN keeps chunks (looked up by path) as the outer loop: the planner
             # would otherwise walk every vector of the embedder (seconds at 100,000 notes)
-            rows = sorted(_select_in(self.db, sql.format("CROSS JOIN") + " AND c.path IN", paths,
-                                     [embedder_id, lens]), key=lambda r: (r[0], r[1]))
-        if not rows:
+            batches = [sorted(_select_in(self.db, sql.format("CROSS JOIN") + " AND c.path IN", paths,
+                                         [embedder_id, lens]), key=lambda r: (r[0], r[1]))]
+        out_paths, numbers, out_texts, blocks = [], [], [], []
+        for rows in batches:
+            if not rows:
+                continue
+            out_paths += [r[0] for r in rows]
+            numbers += [r[1] for r in rows]
+            out_texts += [r[2] for r in rows]
+            blocks.append(np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), -1))
+        if not blocks:
             return [], [], [], np.zeros((0, 0), dtype=np.float32)
-        matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), -1)
-        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], matrix
+        return out_paths, numbers, out_texts, blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
     def paths_of_texts(self, hashes: Iterable[str]) -> list[str]:
         """Notes with a chunk of one of these text hashes."""
