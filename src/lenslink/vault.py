@@ -291,11 +291,10 @@ class Vault:
         the indexing thread; the ranking part then comes from the loaded snapshot."""
         own = store is None
         store = store or self.store
-        rows = store.notes()
+        count, opted_out, problems = store.note_summary()
         embedder_id = store.get_meta("embedder")
         active, complete = index_mod.recorded_state(store, self.config)
         chunks, embedded = store.chunk_counts(embedder_id or "", active, complete)
-        problems = {r.path: list(r.problems) for r in rows if r.problems}
         for path, error in store.failures().items():
             problems.setdefault(path, []).append(error)
         rewriting = [l.name for l in self.config.lenses if l.rewrite and l.name in active]
@@ -305,13 +304,13 @@ class Vault:
                 "was interrupted); retried on the next index" for name in names)
         indexed_at = store.get_meta("indexed_at")
         out = {"vault": str(self.root), "database": str(self.db_path), "config": self.config.source,
-               "notes": len(rows), "opted_out": sum(r.opted_out for r in rows),
+               "notes": count, "opted_out": opted_out,
                "links": store.link_count(),
                "texts": chunks, "embedded_texts": embedded, "embedder": embedder_id,
                "indexed_at": float(indexed_at) if indexed_at else None,
                "machine": paths.machine_name(), "writer": self.config.writer,
                "lenses": [], "problems": problems}
-        ranking = self.ranking() if own and rows and embedder_id else self._index
+        ranking = self.ranking() if own and count and embedder_id else self._index
         if ranking is not None:
             for lens in self.config.lenses:
                 view = ranking.views[lens.name]
