@@ -16,7 +16,7 @@ TOKEN = re.compile(r"\w{2,}")
 WORD = re.compile(r"\w+")
 MIN_NAME_CHARS = 3
 MAX_NAME_WORDS = 12
-MAX_QUERY_TERMS = 32
+MAX_QUERY_TERMS = 64
 
 
 class TfIdf:
