@@ -287,3 +287,47 @@ def test_lenses_of_the_same_texts_share_arrays_until_a_note_leaves_one(tiny_vaul
         assert shown["garden/garden 0.md"] == pytest.approx(expected["garden/garden 0.md"], abs=0.05)
         assert shown["garden/garden 0.md"] > 0.2  # its vector is still there for this lens
         assert "garden/garden 0.md" not in paths(after.related("garden/garden 1.md", "kept", 100))
+
+
+def test_a_note_joins_a_lens_that_was_empty_at_the_full_load(tiny_vault, tmp_path, fake_embedder):
+    """The daemon's path for a vault's first project note: the project lens had no notes
+    at the full load (arrays without a width); the update must rank as a full load."""
+    root = tiny_vault(cluster_notes(linked=False))
+    with Vault(root, db=tmp_path / "index.db", embedder="fake") as vault:
+        vault.index()
+        assert vault.refresh().views["project"].raw.shape == (0, 0)
+        (root / "projects").mkdir()
+        (root / "projects/alpha.md").write_text("---\ntype: project\n---\n" + CLUSTERS["garden"],
+                                                encoding="utf-8")
+        after = vault.refresh(sync(vault, "projects/alpha.md"))
+        assert after.patched
+        reference = VaultIndex.load(vault.store, vault.config, vault.store.get_meta("embedder"))
+        reference.reader = vault.reader
+        for note in ("garden/garden 0.md", "travel/travel 1.md"):
+            # (its centring mean stays that of the full load, as documented: the order is
+            # the full load's, the numbers need not be)
+            got = [r.path for r in after.related(note, "project")]
+            assert got == ["projects/alpha.md"] == [r.path for r in reference.related(note, "project")]
+
+
+def test_reader_borrows_read_only_connections_and_keeps_working_after_close(tmp_path):
+    from lenslink.errors import StoreError
+    from lenslink.store import Reader, Store
+    Store.open(tmp_path / "index.db").close()
+    reader = Reader(tmp_path / "index.db")
+    with reader.store() as a, reader.store() as b:
+        assert a is not b  # two callers at once: two connections
+        assert a.query_texts() == {}
+        with pytest.raises(Exception, match="readonly"):
+            a.db.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+    with reader.store() as c:
+        assert c in (a, b)  # given back, reused
+    reader.close()
+    with reader.store() as d:  # a request still running on an old snapshot
+        assert d.query_texts() == {}
+    with pytest.raises(Exception):
+        d.db.execute("SELECT 1")  # closed when given back after close()
+    with pytest.raises(StoreError):
+        with Reader(tmp_path / "missing.db").store():
+            pass
+    assert not (tmp_path / "missing.db").exists()

@@ -100,16 +100,17 @@ class PairFeatures:
     @projection.setter
     def projection(self, value: Projection | None) -> None:
         self._projection = value
-        self._uq = self._uk = None  # every lens note projected, on first use
+        self._uquk = None  # every lens note projected, on first use
 
     def _projected(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._uq is None:
+        if self._uquk is None:
             v = self.view  # centred vectors times Q^T, from the raw ones and per-note numbers
             mean = v.mean.astype(np.float32)
             scale = v.centring[:, 1:2]
-            self._uq, self._uk = ((v.raw @ m.T - mean @ m.T) * scale
-                                  for m in (self._projection.q, self._projection.k))
-        return self._uq, self._uk
+            # one assignment: request threads may ask at the same time
+            self._uquk = tuple((v.raw @ m.T - mean @ m.T) * scale
+                               for m in (self._projection.q, self._projection.k))
+        return self._uquk
 
     def prefetch(self, queries: list[int]) -> None:
         """Dense and raw cosines of many queries at once (one matrix product, not one
@@ -286,6 +287,8 @@ def fit_ranker(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[np.nda
     w, b = fit_logistic(x, y, weight=weight)
     z = x @ w + b
     a, c = fit_logistic(z[:, None], y, l2=1e-6)
+    if a[0] <= 0:  # a map that would reverse the ranking: keep the weighted fit as it is
+        return w, b
     return w * float(a[0]), b * float(a[0]) + c
 
 

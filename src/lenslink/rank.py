@@ -243,7 +243,9 @@ class VaultIndex:
         new.tfidf = self.tfidf.with_docs(docs)
         touched = {new.row[p] for p in fresh} | {self.row[p] for p in gone}
         new.mentions = self.mentions.with_names(names) if names else self.mentions
-        new._mentioned = {} if names else {r: m for r, m in self._mentioned.items() if r not in touched}
+        # a copy first: request threads add to the cache meanwhile
+        new._mentioned = {} if names else {r: m for r, m in dict(self._mentioned).items()
+                                           if r not in touched}
         if added or gone:  # what any link resolves to may have changed
             new.links = new._links(store.links())
         else:
@@ -282,7 +284,7 @@ class VaultIndex:
             position[r] = n + k
         size = n + len(appended)
         d = view.raw.shape[1] if view.raw.ndim == 2 and view.raw.shape[1] else (matrix.shape[1] if matrix.size else 0)
-        raw, centring = (_grown(a.copy() if copy_arrays else a, size, a.shape[1] if a.ndim == 2 else w)
+        raw, centring = (_grown(a.copy() if copy_arrays else a, size, w)
                          for a, w in ((view.raw, d), (view.centring, 2)))
         sources = np.concatenate([view.sources, np.zeros(len(appended), dtype=bool)])
         candidates = np.concatenate([view.candidates, np.zeros(len(appended), dtype=bool)])
@@ -306,7 +308,7 @@ class VaultIndex:
         keep = same_graph and not appended and len(position) == len(view.position) and \
             np.array_equal(sources, view.sources) and np.array_equal(candidates, view.candidates)
         return dataclasses.replace(view, rows=rows, raw=raw, centring=centring, sources=sources,
-                                   candidates=candidates, position=position,
+                                   candidates=candidates, position=position, mean=mean,
                                    graph=view.graph if keep else None, features=None)
 
     def _links(self, links: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:

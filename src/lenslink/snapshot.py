@@ -26,7 +26,7 @@ import pickle
 import tempfile
 from pathlib import Path
 
-from . import __version__
+from . import __version__, lexical
 from .lenses import VaultConfig
 from .store import Store
 
@@ -44,6 +44,7 @@ def state_key(store: Store, config: VaultConfig, embedder_id: str) -> str:
     """A hash of everything the ranking snapshot is built from."""
     h = hashlib.sha256(json.dumps([
         FORMAT, __version__, embedder_id, store.get_meta("boilerplate") or "",
+        lexical.MAX_QUERY_TERMS,  # the calibrators were fitted on such scores
         [(lens.name, lens.signature) for lens in config.lenses],
     ]).encode())
     for row in store.db.execute("SELECT path, content_hash, signature FROM notes ORDER BY path"):

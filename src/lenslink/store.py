@@ -562,15 +562,17 @@ _NOTE_COLS = ("path, title, folder, content_hash, mtime_ns, size, signature, opt
 
 
 class Reader:
-    """Connections to a store's file for threads that rank and need a few texts (query
-    texts, chunk passages) per request: the ranking keeps none of them in memory. Each
-    caller borrows a connection of its own; at most POOL are kept open. Pickles as its
-    path only (it travels inside the ranking snapshot)."""
+    """Read-only connections to a store's file for threads that rank and need a few
+    texts (query texts, chunk passages) per request: the ranking keeps none of them in
+    memory. Each caller borrows a connection of its own; at most POOL are kept open.
+    After `close()` a borrower still gets a connection, closed when it is given back.
+    Pickles as its path only (it travels inside the ranking snapshot)."""
     POOL = 4
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
 
     def __getstate__(self) -> dict:
         return {"path": self.path}
@@ -580,24 +582,26 @@ class Reader:
 
     @contextlib.contextmanager
     def store(self):
-        """A Store on a connection of this caller's own (no migrations: only reads)."""
+        """A Store on a read-only connection of this caller's own (no migrations)."""
         try:
             store = self._free.get_nowait()
         except queue.Empty:
-            try:
-                conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            try:  # read-only: a missing file is an error, not a new empty database
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                       timeout=30, check_same_thread=False)
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the index database {self.path}: {exc}") from exc
             store = Store(sqlite_utils.Database(conn), self.path)
         try:
             yield store
         finally:
-            if self._free.qsize() < self.POOL:
-                self._free.put(store)
-            else:
+            if self._closed or self._free.qsize() >= self.POOL:
                 store.close()
+            else:
+                self._free.put(store)
 
     def close(self) -> None:
+        self._closed = True
         while True:
             try:
                 self._free.get_nowait().close()

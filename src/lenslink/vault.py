@@ -49,6 +49,7 @@ class Vault:
         self.db_path = paths.db_path(self.root, db)
         self.embedder_name = embedder or os.environ.get("LENSLINK_EMBEDDER") or self.config.embedder
         self.store = Store.open(self.db_path)
+        self.reader = Reader(self.db_path)  # what every ranking of this vault reads texts with
         self._embedder = None
         self._index: VaultIndex | None = None
 
@@ -59,8 +60,7 @@ class Vault:
         self.close()
 
     def close(self) -> None:
-        if self._index is not None:
-            self._index.reader.close()
+        self.reader.close()
         self.store.close()
 
     @property
@@ -111,11 +111,11 @@ class Vault:
         key = snapshot.state_key(self.store, self.config, embedder_id)
         where = snapshot.path_for(self.db_path)
         index = snapshot.load(where, key, self.config)
-        if index is not None and index.reader.path != self.db_path:
-            index.reader = Reader(self.db_path)  # the database was moved with its snapshot
         if index is None:
             index = VaultIndex.load(self.store, self.config, embedder_id)
             snapshot.save(index, key, where)
+        index.reader.close()
+        index.reader = self.reader  # one pool per vault (also for a moved database)
         return index
 
     def ranking(self) -> VaultIndex:
