@@ -331,3 +331,24 @@ def test_reader_borrows_read_only_connections_and_keeps_working_after_close(tmp_
         with Reader(tmp_path / "missing.db").store():
             pass
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_positions_behave_as_the_dict_they_replace():
+    from lenslink.rank import Positions
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(50)[:30]
+    pos, ref = Positions(rows), {int(r): i for i, r in enumerate(rows)}
+    for step in range(300):
+        row = int(rng.integers(-2, 80))
+        action = rng.integers(3)
+        if action == 0 and row >= 0:
+            pos[row] = ref[row] = int(rng.integers(100))
+        elif action == 1 and row in ref:
+            del pos[row], ref[row]
+        assert (row in pos) == (row in ref) and pos.get(row) == ref.get(row)
+        assert len(pos) == len(ref) and sorted(pos) == sorted(ref)
+    copy = pos.copy()
+    copy[999] = 1
+    assert 999 not in pos and dict(pos.items()) == ref
+    with pytest.raises(KeyError):
+        del pos[-1]

@@ -239,7 +239,8 @@ def lens_graph(index, view) -> Graph:
     """The vault's links between notes of this lens (source -> allowed candidate)."""
     src, dst = index.edges()
     local = np.full(len(index.notes), -1, dtype=np.int64)
-    local[list(view.position)] = list(view.position.values())
+    rows = list(view.position)
+    local[rows] = [view.position[r] for r in rows]
     s, t = local[src], local[dst]
     keep = (s >= 0) & (t >= 0) & (s != t)
     s, t = s[keep], t[keep]

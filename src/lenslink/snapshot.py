@@ -31,7 +31,7 @@ from .lenses import VaultConfig
 from .store import Store
 
 log = logging.getLogger("lenslink.snapshot")
-FORMAT = 4
+FORMAT = 5
 ALIGN = 64
 MAGIC = b"lenslink-snapshot\n"
 
