@@ -270,13 +270,20 @@ def serve_process():
 
 
 def ready_status(api: Api, timeout: float = WAIT) -> dict:
-    """Poll /v1/status until the daemon's phase is ready with an empty queue."""
+    """Poll /v1/status until the daemon's phase is ready with an empty queue (a timeout
+    says what the last status was)."""
+    last: list = [None]
+
     def ready():
         resp = api.get("/v1/status")
+        last[0] = resp.json if resp.status == 200 else resp.raw
         if resp.status == 200 and resp.json["phase"] == "ready" and resp.json["queue"] == 0:
             return resp.json
         return None
-    return wait_for(ready, timeout, interval=0.05, message="status phase ready")
+    try:
+        return wait_for(ready, timeout, interval=0.05, message="status phase ready")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last status: {last[0]}") from None
 
 
 __all__ = ["Api", "Daemon", "ServeProcess", "TOPICS", "WAIT", "make_notes", "note_text",
