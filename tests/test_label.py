@@ -264,6 +264,5 @@ def test_label_rows_leave_out_pairs_linked_since_and_notes_outside_the_lens(vaul
         linked = v.store.links()[src][0]
         x, y = learn.label_rows(ranking, view, graph, [
             (src, "notes/astronomy 4.md", False), (src, "notes/baking 5.md", True),
-            (src, linked, False), (src, src, True), ("notes/gone.md", src, True)],
-            with_projection=False)
+            (src, linked, False), (src, src, True), ("notes/gone.md", src, True)])
     assert x.shape == (2, len(learn.FEATURES)) and y.tolist() == [0.0, 1.0]

@@ -90,8 +90,9 @@ class PairFeatures:
         self.projection = projection
         self._scores: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._mentioned_by: dict[int, set[int]] | None = None
-        self._mentions: dict[int, frozenset[int]] = {}
-        self._texts: list[str] | None = None  # every note's query text, by row (training)
+        # training (`index_mentions`): what each lens note mentions, every query text by row
+        self._mentions: dict[int, frozenset[int]] | None = None
+        self._texts: list[str] | None = None
 
     @property
     def projection(self) -> Projection | None:
@@ -146,7 +147,7 @@ class PairFeatures:
     def mentions(self, i: int) -> set[int]:
         """Lens notes whose title or alias lens note i's text mentions."""
         pos = self.view.position
-        rows = self._mentions[i] if self._texts is not None else self.index.mentioned_rows(int(self.view.rows[i]))
+        rows = self._mentions[i] if self._mentions is not None else self.index.mentioned_rows(int(self.view.rows[i]))
         return {pos[r] for r in rows if r in pos} - {i}
 
     def _note(self, i: int):
@@ -413,28 +414,33 @@ def _sum_rows(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(cells, weights=values.ravel(), minlength=n * k).reshape(n, k).astype(np.float32)
 
 
-def training_set(index, view, graph: Graph, folds: int, seed: int, with_projection: bool,
-                 check=None, nearest: dict[int, np.ndarray] | None = None,
-                 cov: np.ndarray | None = None) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-    """Features and labels per fold, each fold's notes made to look new (`nearest` and
-    `cov`: as `train_projection` takes them, computed here when not given)."""
+def projector(view, graph: Graph, seed: int = 0, with_projection: bool = True, check=None):
+    """`project(visible_graph) -> Projection | None`: the lens's projection trained on the
+    links of `visible_graph`, every call sharing the work that depends on the lens only
+    (source sample, nearest candidates, covariance); always None without projection."""
+    if not with_projection:
+        return lambda visible: None
+    sources = projection_sources(graph, seed)
+    nearest, cov = nearest_candidates(view, sources), covariance(view)
+    asymmetric = view.lens.source != view.lens.candidates
+    return lambda visible: train_projection(view, visible, asymmetric, seed, check=check,
+                                            nearest=nearest, sources=sources, cov=cov)
+
+
+def training_set(index, view, graph: Graph, folds: int, seed: int, project,
+                 check=None) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """Features and labels per fold, each fold's notes made to look new (`project`: from
+    `projector`)."""
     queries = sorted(graph.out)
     random.Random(seed).shuffle(queries)
     featured = set(queries[:MAX_TRAIN_QUERIES])  # the shuffle makes this a seeded sample
     xs, ys, fold_of = [], [], []
-    asymmetric = view.lens.source != view.lens.candidates
     features = PairFeatures(index, view)
     features.index_mentions()
-    sources = projection_sources(graph, seed)
-    if with_projection:
-        nearest = nearest_candidates(view, sources) if nearest is None else nearest
-        cov = covariance(view) if cov is None else cov
     for f in range(folds):
         fold = set(queries[f::folds])
         visible = graph.without(fold)
-        features.projection = (train_projection(view, visible, asymmetric, seed, check=check,
-                                                nearest=nearest, sources=sources, cov=cov)
-                               if with_projection else None)
+        features.projection = project(visible)
         ranked = sorted(fold & featured)
         for n, q in enumerate(ranked):
             if n % 256 == 0:
@@ -450,12 +456,13 @@ def training_set(index, view, graph: Graph, folds: int, seed: int, with_projecti
     return xs, ys, fold_of
 
 
-def label_rows(index, view, graph: Graph, labels, seed: int = 0, with_projection: bool = True,
+def label_rows(index, view, graph: Graph, labels, project=lambda visible: None,
                check=None) -> tuple[np.ndarray, np.ndarray] | None:
     """Training rows of pairs a chat model judged (`lenslink label`): `labels` are
     (source path, candidate path, would link), `y` is 1 or 0. Pairs linked since, or no
     longer a source and a candidate of the lens, are left out; the labelled source notes
-    are made to look new, as each fold's notes are. None when no label applies."""
+    are made to look new, as each fold's notes are (`project`: from `projector`). None
+    when no label applies."""
     judged: dict[int, list[tuple[int, float]]] = {}
     for src, dst, label in labels:
         i = view.position.get(index.row.get(src, -1))
@@ -467,10 +474,7 @@ def label_rows(index, view, graph: Graph, labels, seed: int = 0, with_projection
     if not judged:
         return None
     visible = graph.without(set(judged))
-    features = PairFeatures(index, view)
-    if with_projection:
-        features.projection = train_projection(view, visible, view.lens.source != view.lens.candidates,
-                                               seed, check=check)
+    features = PairFeatures(index, view, project(visible))
     xs, ys = [], []
     for i, pairs in sorted(judged.items()):
         if check:
@@ -499,13 +503,9 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
     if len(graph.out) < MIN_LINKED_QUERIES:
         return None
     folds = min(folds, len(graph.out))
-    sources = projection_sources(graph, seed)
-    # shared by every projection trained here: the same rows, the same lens vectors
-    nearest = nearest_candidates(view, sources) if with_projection else None
-    cov = covariance(view) if with_projection else None
-    xs, ys, fold_of = training_set(index, view, graph, folds, seed, with_projection, check,
-                                   nearest, cov)
-    judged = label_rows(index, view, graph, labels, seed, with_projection, check) if labels else None
+    project = projector(view, graph, seed, with_projection, check)
+    xs, ys, fold_of = training_set(index, view, graph, folds, seed, project, check)
+    judged = label_rows(index, view, graph, labels, project, check) if labels else None
     if judged is not None:
         xs, ys, fold_of = xs + [judged[0]], ys + [judged[1]], fold_of + [-1]
     x, y, fold_of = np.vstack(xs), np.concatenate(ys), np.repeat(fold_of, [len(v) for v in ys])
@@ -532,9 +532,7 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
         report["labels"] = len(judged[1])
     mean, std = x.mean(0), x.std(0) + 1e-6
     w, b = fit_ranker((x - mean) / std, y, weight)
-    asymmetric = view.lens.source != view.lens.candidates
-    proj = (train_projection(view, graph, asymmetric, seed, check=check, sources=sources,
-                             nearest=nearest, cov=cov) if with_projection else None)
+    proj = project(graph)
     report["weights"] = {f: round(float(v), 4) for f, v in zip(FEATURES, w)}
     return Model(mean=mean, std=std, weights=w, bias=b, projection=proj, report=report)
 
