@@ -105,6 +105,13 @@ def normalise(text: str) -> str:
     return " ".join(WORD.findall(text.lower()))
 
 
+def matchable(names) -> set[str]:
+    """A note's names (title, aliases) as they are looked for in texts: normalised, of at
+    least MIN_NAME_CHARS characters and at most MAX_NAME_WORDS words."""
+    return {n for n in map(normalise, names)
+            if len(n) >= MIN_NAME_CHARS and n.count(" ") < MAX_NAME_WORDS}
+
+
 class Mentions:
     """Which notes' titles or aliases (of up to 12 words) appear, as whole words, in a
     text. Names are looked up by their first word, so a text costs one dict lookup per
@@ -119,13 +126,12 @@ class Mentions:
     def _add(self, items) -> None:
         by_name, sizes = {}, {}
         for i, note_names in items:
-            for name in {normalise(n) for n in note_names}:
+            for name in matchable(note_names):
                 words = name.count(" ") + 1
-                if len(name) >= MIN_NAME_CHARS and words <= MAX_NAME_WORDS:
-                    by_name.setdefault(name, set()).add(i)
-                    sizes.setdefault(name.split(" ", 1)[0], set()).add(words)
-                    if words > 1:
-                        self.heads.add(" ".join(name.split(" ", 2)[:2]))
+                by_name.setdefault(name, set()).add(i)
+                sizes.setdefault(name.split(" ", 1)[0], set()).add(words)
+                if words > 1:
+                    self.heads.add(" ".join(name.split(" ", 2)[:2]))
         for name, rows in by_name.items():
             self.by_name[name] = self.by_name.get(name, frozenset()) | rows
         for first, lengths in sizes.items():

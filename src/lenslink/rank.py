@@ -21,7 +21,7 @@ import numpy as np
 from . import calibrate, learn, writeback
 from .errors import NotFound
 from .lenses import Lens, NoteMeta, VaultConfig
-from .lexical import MAX_NAME_WORDS, MIN_NAME_CHARS, Mentions, TfIdf, normalise
+from .lexical import Mentions, TfIdf, matchable
 from .store import NoteRow, Reader, Store
 
 # Fusion weights of the unsupervised ranking; chosen a priori (equal dense and lexical
@@ -69,7 +69,8 @@ class Card(NamedTuple):
 
 
 def _card(n: NoteRow) -> Card:
-    return Card(n.path, n.title, sys.intern(n.folder), tuple(sys.intern(t) for t in n.tags),
+    """Paths, folders and tags interned: links and other cards then hold the same strings."""
+    return Card(sys.intern(n.path), n.title, sys.intern(n.folder), tuple(sys.intern(t) for t in n.tags),
                 n.aliases, n.opted_out, n.is_daily)
 
 
@@ -156,7 +157,6 @@ class LensView:
         return (self.raw[idx] - mean) * self.centring[idx, 1:2]
 
 
-
 class VaultIndex:
     """The in-memory ranking state of one vault. Texts are not kept: a query reads its
     note's query text and the passages it shows from the store (`reader`)."""
@@ -169,7 +169,7 @@ class VaultIndex:
         self.notes = notes
         self.reader = reader
         self.embedder_id = embedder_id
-        self.row = {n.path: i for i, n in enumerate(notes)}
+        self.row = {sys.intern(n.path): i for i, n in enumerate(notes)}
         self.links = self._links(links)
         self.tfidf = TfIdf([lex_texts.get(n.path, ("", ""))[0] for n in notes])
         self.mentions = Mentions([[n.title, *n.aliases] for n in notes])
@@ -192,7 +192,10 @@ class VaultIndex:
                 view.calibrator = self._calibrate(view)
 
     @classmethod
-    def load(cls, store: Store, config: VaultConfig, embedder_id: str) -> "VaultIndex":
+    def load(cls, store: Store, config: VaultConfig, embedder_id: str,
+             reader: Reader | None = None) -> "VaultIndex":
+        """The ranking built from the store; texts are read through `reader` (default:
+        one of its own on the store's file)."""
         data = {lens.name: store.lens_vectors(embedder_id, lens.name, texts=False)
                 for lens in config.lenses}
         models = {}
@@ -203,7 +206,7 @@ class VaultIndex:
                 if model is not None:
                     models[name] = model
         return cls(config, store.notes(), store.links(), store.lex_texts(), data, models,
-                   Reader(store.path), embedder_id)
+                   reader or Reader(store.path), embedder_id)
 
     def without_caches(self) -> "VaultIndex":
         """A copy without per-query caches (what is saved to disk)."""
@@ -272,7 +275,7 @@ class VaultIndex:
         for p in gone:
             del new.row[p]
         for p in added:
-            new.row[p] = len(new.notes)
+            new.row[sys.intern(p)] = len(new.notes)
             new.notes.append(_card(fresh[p]))
         names, docs = {}, {}
         for p, note in fresh.items():
@@ -356,11 +359,11 @@ class VaultIndex:
                                    candidates=candidates, position=position, mean=mean,
                                    graph=view.graph if keep else None, features=None)
 
-    def _links(self, links: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
-        """Links as tuples of the path strings the ranking already holds (a set and a
-        copy of each path per link were a tenth of the memory at 100,000 notes)."""
-        known = {p: p for p in self.row}
-        return {known.get(src, src): tuple(sorted({known.get(d, d) for d in dst}))
+    @staticmethod
+    def _links(links: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+        """Links as tuples of interned paths, the strings the cards hold (a set and a copy
+        of each path per link were a tenth of the memory at 100,000 notes)."""
+        return {sys.intern(src): tuple(sorted({sys.intern(d) for d in dst}))
                 for src, dst in links.items()}
 
     @staticmethod
@@ -427,8 +430,7 @@ class VaultIndex:
         """Whether each of these notes' texts mentions the title or an alias of note
         `target` (the test of `mentioned_rows`, for these pairs: no scan for every name)."""
         note = self.notes[target]
-        names = sorted(n for n in {normalise(x) for x in (note.title, *note.aliases)}
-                       if len(n) >= MIN_NAME_CHARS and n.count(" ") < MAX_NAME_WORDS)
+        names = sorted(matchable((note.title, *note.aliases)))
         out = np.zeros(len(rows), dtype=bool)
         if not names or not len(rows):
             return out

@@ -112,10 +112,9 @@ class Vault:
         where = snapshot.path_for(self.db_path)
         index = snapshot.load(where, key, self.config)
         if index is None:
-            index = VaultIndex.load(self.store, self.config, embedder_id)
+            index = VaultIndex.load(self.store, self.config, embedder_id, self.reader)
             snapshot.save(index, key, where)
-        index.reader.close()
-        index.reader = self.reader  # one pool per vault (also for a moved database)
+        index.reader = self.reader  # one pool per vault (a loaded snapshot's names the file it was saved beside)
         return index
 
     def ranking(self) -> VaultIndex:
