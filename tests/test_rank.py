@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from lenslink import boilerplate, calibrate
+from lenslink import boilerplate, calibrate, lexical, rank
 from lenslink.lexical import MAX_QUERY_TERMS, Mentions, TfIdf, normalise
 from lenslink.rank import VaultIndex
 from lenslink.vault import Vault
@@ -352,6 +352,65 @@ def test_a_long_query_uses_its_heaviest_terms_with_the_weights_of_the_whole_text
         d = dict(zip(d_terms.tolist(), d_weights.tolist()))
         assert capped[doc] == pytest.approx(sum(w * d.get(t, 0.0) for t, w in zip(terms.tolist(), weights.tolist())), abs=1e-6)
     assert (capped <= whole + 1e-6).all() and (capped < whole - 1e-4).any()
+
+
+def test_a_query_reads_at_most_its_postings_budget_heaviest_words_first(monkeypatch):
+    rng = random.Random(4)
+    words = [f"w{k}" for k in range(40)]
+    texts = [" ".join(rng.choices(words, k=rng.randint(5, 60))) for _ in range(50)]
+    tfidf = TfIdf(texts)
+    query = " ".join(rng.choices(words, k=100))
+    terms, weights = tfidf.vector(query, MAX_QUERY_TERMS)
+    postings = {int(t): int(tfidf.term_ptr[t + 1] - tfidf.term_ptr[t]) for t in terms}
+    heaviest = [int(t) for t, _ in sorted(zip(terms, weights), key=lambda tw: (-tw[1], tw[0]))]
+    budget = sum(postings[t] for t in heaviest[:5]) + postings[heaviest[5]] - 1  # 5 fit, not 6
+    monkeypatch.setattr(lexical, "MAX_QUERY_POSTINGS", budget)
+    got = tfidf.similarities_to(query)
+    kept = dict(zip(terms.tolist(), weights.tolist()))
+    for doc, text in enumerate(texts):  # the dot product over the 5 heaviest words
+        d_terms, d_weights = tfidf.vector(text)
+        d = dict(zip(d_terms.tolist(), d_weights.tolist()))
+        assert got[doc] == pytest.approx(sum(kept[t] * d.get(t, 0.0) for t in heaviest[:5]), abs=1e-6)
+    assert not np.allclose(got, tfidf.similarities_to(query, top=None))
+    monkeypatch.setattr(lexical, "MAX_QUERY_POSTINGS", 1)  # the heaviest word always counts
+    only = tfidf.similarities_to(query)
+    assert only.max() > 0 and np.count_nonzero(only) == postings[heaviest[0]]
+
+
+def sketched(monkeypatch, dim: int = 8) -> None:
+    """Sketches for lenses of any size (they start at thousands of notes)."""
+    monkeypatch.setattr(rank, "SKETCH_MIN_NOTES", 1)
+    monkeypatch.setattr(rank, "SKETCH_DIM", dim)
+
+
+def test_the_sketch_is_the_centred_vectors_on_principal_axes(open_vault, monkeypatch):
+    sketched(monkeypatch)
+    view = open_vault(cluster_notes(per_cluster=10)).ranking().views["topic"]
+    assert view.basis.shape == (view.raw.shape[1], 8)
+    np.testing.assert_allclose(view.basis.T @ view.basis, np.eye(8), atol=1e-5)
+    centred = view.centred_rows(np.arange(len(view.rows)))
+    np.testing.assert_allclose(view.sketch, centred @ view.basis, atol=1e-5)
+    # the first axes carry more of the vectors than any other 8 directions would
+    kept = np.linalg.norm(view.sketch, axis=1) ** 2
+    assert kept.mean() > 8 / view.raw.shape[1] * 2
+
+
+def test_a_shortlist_from_the_sketch_gives_the_exact_ranking(open_vault, monkeypatch):
+    notes = cluster_notes(per_cluster=12, linked=False)
+    exact_vault = open_vault(notes)
+    exact = exact_vault.ranking()
+    assert exact.views["topic"].sketch is None  # small lenses: exact cosine for every note
+    sketched(monkeypatch)
+    monkeypatch.setattr(rank, "SHORTLIST", 20)
+    index = open_vault(notes).ranking()
+    view = index.views["topic"]
+    allowed = view.candidates.copy()
+    allowed[0] = False
+    assert len(view.shortlist(0, np.zeros(len(allowed), np.float32), allowed, 20)) == 20
+    for note in index.lens_notes("topic"):
+        got, want = index.related(note, "topic", 5), exact.related(note, "topic", 5)
+        assert [(r.path, round(r.score, 6), round(r.cosine, 5), r.passage) for r in got] == \
+            [(r.path, round(r.score, 6), round(r.cosine, 5), r.passage) for r in want], note
 
 
 def test_mentions_find_multi_word_titles_and_aliases_as_whole_words():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lenslink import rank
 from lenslink import vault as vault_mod
 from lenslink.lexical import Mentions, TfIdf
 from lenslink.rank import VaultIndex
@@ -95,6 +96,31 @@ def test_a_renamed_note_keeps_its_neighbours_and_its_links_follow(tiny_vault, tm
             set(paths(full(vault).related("travel/trip.md", "topic", 5)))
         assert new.links == full(vault).links  # [[travel 1]] no longer resolves
         assert "travel/travel 1.md" not in new.links.get("travel/travel 0.md", set())
+
+
+def test_an_update_keeps_the_sketch_of_every_note(tiny_vault, tmp_path, fake_embedder, monkeypatch):
+    """Edited, added and deleted notes get their sketch rows from the last full load's
+    axes, as the first pass of a large lens needs (rank.SHORTLIST)."""
+    monkeypatch.setattr(rank, "SKETCH_MIN_NOTES", 1)
+    monkeypatch.setattr(rank, "SKETCH_DIM", 8)
+    monkeypatch.setattr(rank, "SHORTLIST", 10)
+    root = tiny_vault(cluster_notes(per_cluster=8, linked=False))
+    with Vault(root, db=tmp_path / "index.db", embedder="fake") as vault:
+        vault.index()
+        before = vault.refresh()
+        (root / "garden/garden 0.md").write_text(CLUSTERS["travel"], encoding="utf-8")
+        (root / "garden/new.md").write_text(CLUSTERS["money"] + " today", encoding="utf-8")
+        (root / "money/money 1.md").unlink()
+        after = vault.refresh(sync(vault, "garden/garden 0.md", "garden/new.md", "money/money 1.md"))
+        assert after.patched == 3
+        view = after.views["topic"]
+        assert view.basis is before.views["topic"].basis
+        every = np.arange(len(view.rows))
+        np.testing.assert_allclose(view.sketch, view.centred_rows(every) @ view.basis, atol=1e-5)
+        gone = view.rows.tolist().index(before.row["money/money 1.md"])
+        assert not view.sketch[gone].any()
+        assert clusters(after, "garden/new.md") == {"money"}
+        assert clusters(after, "garden/garden 0.md") == {"travel"}
 
 
 def test_new_links_titles_and_aliases_are_seen_after_an_update(opened):

@@ -1,7 +1,7 @@
 """Lexical signals: TF-IDF cosine between notes, and note titles mentioned in a text.
 
 Embeddings miss names, jargon and rare words that people link by; these catch them.
-numpy only: postings as flat arrays, one `bincount` per query.
+numpy only: postings as flat arrays, one slice per query word.
 """
 from __future__ import annotations
 
@@ -17,13 +17,19 @@ WORD = re.compile(r"\w+")
 MIN_NAME_CHARS = 3
 MAX_NAME_WORDS = 12
 MAX_QUERY_TERMS = 64
+# A query reads at most this many postings (its heaviest words first): a query's cost
+# is bounded whatever the vault. Vaults of a few thousand notes never reach it (64 words
+# x their note count); at 100,000 notes it drops words found in tens of thousands of
+# notes, which add little to a cosine.
+MAX_QUERY_POSTINGS = 200_000
 
 
 class TfIdf:
     """TF-IDF (1 + log tf, smoothed idf, L2-normalised) over a fixed list of texts.
 
     A query uses its MAX_QUERY_TERMS heaviest words only (as Lucene's MoreLikeThis
-    does): common words have long postings and add little to a cosine."""
+    does), and of those as many as fit in MAX_QUERY_POSTINGS postings: common words
+    have long postings and add little to a cosine."""
 
     def __init__(self, texts: list[str]):
         counts = [Counter(TOKEN.findall(t.lower())) for t in texts]
@@ -68,6 +74,17 @@ class TfIdf:
         return (np.array([k for k, _ in kept], dtype=np.int32),
                 np.array([v for _, v in kept], dtype=np.float32))
 
+    def _within_budget(self, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The heaviest of these terms whose postings add up to at most MAX_QUERY_POSTINGS
+        (the heaviest one always), in term order."""
+        lengths = self.term_ptr[terms + 1] - self.term_ptr[terms]
+        if int(lengths.sum()) <= MAX_QUERY_POSTINGS:
+            return terms, weights
+        order = np.lexsort((terms, -weights))  # heaviest first, ties by term id
+        count = max(1, int((np.cumsum(lengths[order]) <= MAX_QUERY_POSTINGS).sum()))
+        kept = np.sort(order[:count])
+        return terms[kept], weights[kept]
+
     def with_docs(self, docs: dict[int, str]) -> "TfIdf":
         """A copy in which documents `docs` are replaced or added (ids from n on), without
         rebuilding the postings: vocabulary and idf stay those of the original corpus
@@ -82,6 +99,8 @@ class TfIdf:
         """Cosine of a text (its `top` heaviest terms; None: all) to every document,
         with this corpus's vocabulary and idf (float32, length n)."""
         terms, weights = self.vector(text, top)
+        if top is not None:
+            terms, weights = self._within_budget(terms, weights)
         # float32 products added up in float64, in term order: the same sums whichever
         # way a document is stored (postings, or the overlay of an update)
         out = np.zeros(self.n, dtype=np.float64)

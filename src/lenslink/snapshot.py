@@ -31,7 +31,7 @@ from .lenses import VaultConfig
 from .store import Store
 
 log = logging.getLogger("lenslink.snapshot")
-FORMAT = 5
+FORMAT = 6
 ALIGN = 64
 MAGIC = b"lenslink-snapshot\n"
 
@@ -44,7 +44,7 @@ def state_key(store: Store, config: VaultConfig, embedder_id: str) -> str:
     """A hash of everything the ranking snapshot is built from."""
     h = hashlib.sha256(json.dumps([
         FORMAT, __version__, embedder_id, store.get_meta("boilerplate") or "",
-        lexical.MAX_QUERY_TERMS,  # the calibrators were fitted on such scores
+        lexical.MAX_QUERY_TERMS, lexical.MAX_QUERY_POSTINGS,  # the calibrators were fitted on such scores
         [(lens.name, lens.signature) for lens in config.lenses],
     ]).encode())
     for row in store.db.execute("SELECT path, content_hash, signature FROM notes ORDER BY path"):
