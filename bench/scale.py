@@ -10,7 +10,8 @@ every process measured whole (wall seconds and its own peak RSS).
    and `lenslink related` as a process while the daemon serves the vault;
 4. with --llm: the same notes in an `llm` collection (`llm embed-multi` with the same
    cheap embedder through bench/llm_plugin.py), and `llm similar` as a whole process;
-5. with --train: `lenslink train` (every lens) and the learned ranker's latency.
+5. with --train: `lenslink train` (every lens) and the learned ranker's latency;
+6. with --cold: the daemon's start without a ranking snapshot (built in a child process).
 
 Targets (issue): restart < 5 s at 100,000 notes; /v1/related p50 < 20 ms, p99 < 50 ms;
 CLI >= 5x faster than `llm similar`; daemon idle RSS < 400 MB; indexing peak < 1 GB;
@@ -99,6 +100,11 @@ def run(args, work: Path) -> dict:
     out["cli_related (snapshot loaded)"] = best_of(
         [lenslink("related", p, vault=vault, db=db) for p in picks[1:4]], env, "related")
     out["daemon"] = daemon(vault, db, env, picks, args)
+    if args.cold:
+        # a daemon that finds no snapshot builds it in a child process and maps the file
+        from lenslink import snapshot
+        snapshot.path_for(db).unlink(missing_ok=True)
+        out["daemon_cold (builds the snapshot apart)"] = daemon(vault, db, env, picks, args, cli=False)
     if args.llm:
         out["llm"] = llm_side(vault, Path(args.llm_db) if args.llm_db else work / "llm.db",
                               picks, env, work)
@@ -166,6 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--llm", action="store_true", help="compare with `llm similar`")
     parser.add_argument("--llm-db", help="an existing llm database of the same notes")
     parser.add_argument("--train", action="store_true", help="also train and time the learned ranker")
+    parser.add_argument("--cold", action="store_true",
+                        help="also start the daemon without a ranking snapshot (it builds one)")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--tmp")
     parser.add_argument("--keep", action="store_true")

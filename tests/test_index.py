@@ -547,3 +547,55 @@ def test_an_edit_undone_to_the_bytes_lenslink_wrote_is_read_again(tiny_vault, db
         v.index(paths=["a.md"])
         assert "EDITED" not in v.store.lex_texts(["a.md"])["a.md"][0]
         assert v.store.links() == {}
+
+
+def test_a_batch_of_writes_commits_at_its_end_or_not_at_all(tmp_path):
+    """`Store.batch` (a sync stores NOTE_BATCH notes per transaction): writes inside it
+    are invisible to other connections until it ends, and an error undoes all of them."""
+    from lenslink.store import Store
+
+    store = Store.open(tmp_path / "index.db")
+    other = sqlite3.connect(tmp_path / "index.db")
+    seen = lambda key: other.execute("SELECT value FROM meta WHERE key=?", [key]).fetchone()  # noqa: E731
+    with pytest.raises(RuntimeError):
+        with store.batch():
+            store.set_meta("a", "1")
+            store.set_meta("b", "2")
+            raise RuntimeError("interrupted")
+    assert store.get_meta("a") is None and store.get_meta("b") is None
+    with store.batch():
+        store.set_meta("a", "1")
+        store.set_meta("b", "2")  # each write alone would commit here
+        assert seen("a") is None and store.get_meta("a") == "1"
+    assert seen("a") == ("1",) and seen("b") == ("2",)
+    store.set_meta("c", "3")  # outside a batch: at once
+    assert seen("c") == ("3",)
+    other.close()
+    store.close()
+
+
+def test_an_error_while_storing_a_note_leaves_its_previous_state_whole(tmp_path, monkeypatch):
+    """A note's row, texts and chunks are replaced in one transaction: an error half way
+    (here, after every statement but the commit) leaves the old row and its chunks."""
+    import lenslink.store as store_mod
+    from lenslink.store import Store
+
+    store = Store.open(tmp_path / "index.db")
+    store.put_note(_row("a.md", "h1"), "old words", "old words", [("topic", 0, "t1", "old words", None)])
+
+    def fail(name):
+        if name == "store.put_note":
+            raise RuntimeError("crash")
+    monkeypatch.setattr(store_mod, "crash_point", fail)
+    with pytest.raises(RuntimeError):
+        store.put_note(_row("a.md", "h2"), "new words", "new words", [("topic", 0, "t2", "new words", None)])
+    assert store.note_states()["a.md"][0] == "h1"
+    assert store.db.execute("SELECT text_hash FROM chunks WHERE path='a.md'").fetchall() == [("t1",)]
+    store.close()
+
+
+def _row(path: str, content_hash: str):
+    from lenslink.store import NoteRow
+    return NoteRow(path=path, title=path[:-3], folder="", content_hash=content_hash, mtime_ns=1,
+                   size=1, signature="s", opted_out=False, is_daily=False, tags=(), aliases=(),
+                   frontmatter={}, problems=(), raw_links=())

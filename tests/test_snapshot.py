@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lenslink import rank
+from lenslink import rank, snapshot
 from lenslink import vault as vault_mod
 from lenslink.lexical import Mentions, TfIdf
 from lenslink.rank import VaultIndex
@@ -123,6 +123,34 @@ def test_an_update_keeps_the_sketch_of_every_note(tiny_vault, tmp_path, fake_emb
         assert clusters(after, "garden/garden 0.md") == {"travel"}
 
 
+def test_a_long_lived_process_builds_a_large_snapshot_in_a_child(tiny_vault, tmp_path, fake_embedder,
+                                                                 monkeypatch):
+    """The daemon's vault builds the snapshot in a child process and maps the file: the
+    build's memory leaves with the child. (A spawned child does not see this test's
+    monkeypatching: the build in this process is made to fail, the child's is not.)"""
+    monkeypatch.setattr(snapshot, "APART_MIN_NOTES", 1)
+    root = tiny_vault(cluster_notes(linked=False))
+    with Vault(root, db=tmp_path / "index.db", embedder="fake") as vault:
+        vault.index()
+        reference = full(vault)
+        vault.build_apart = True
+
+        def not_here(*args, **kwargs):
+            raise AssertionError("the snapshot was built in this process")
+        monkeypatch.setattr(VaultIndex, "load", not_here)
+        index = vault.ranking()
+        assert snapshot.path_for(vault.db_path).exists()
+        for note in reference.lens_notes("topic"):
+            assert paths(index.related(note, "topic", 5)) == paths(reference.related(note, "topic", 5))
+
+
+def test_a_failed_child_build_says_so(tmp_path, caplog):
+    from lenslink.lenses import DEFAULT_LENSES, VaultConfig
+    (tmp_path / "a file").write_text("not a folder")
+    assert not snapshot.build_apart(tmp_path / "a file" / "index.db", VaultConfig(DEFAULT_LENSES), "fake", "key")
+    assert "child process failed" in caplog.text
+
+
 def test_new_links_titles_and_aliases_are_seen_after_an_update(opened):
     note = "server/server 0.md"
     text = (opened.root / note).read_text()
@@ -165,6 +193,27 @@ def test_learned_ranker_ranks_a_new_note_after_an_update(tiny_vault, tmp_path, f
         assert found and {p.split("/")[0] for p in paths(found)} == {"garden"}
         assert found[0].score_kind == "probability"
         assert "garden/garden new.md" in paths(after.related("garden/garden 2.md", "topic", 5))
+
+
+def test_training_leaves_the_snapshot_and_its_rankers_load_beside_it(tiny_vault, tmp_path, fake_embedder):
+    """Rankers are stored apart from the snapshot: training (or dropping a ranker) does
+    not make a 100,000-note snapshot to build again."""
+    root = tiny_vault(cluster_notes(per_cluster=8, linked=True))
+    with Vault(root, db=tmp_path / "index.db", embedder="fake") as vault:
+        vault.index()
+        assert vault.refresh().views["topic"].model is None
+        where = snapshot.path_for(vault.db_path)
+        saved = where.stat().st_mtime_ns, where.stat().st_ino
+        assert vault.train()["topic"]["trained"]
+        trained = vault.ranking()
+        assert trained.views["topic"].model is not None
+        assert trained.related("garden/garden 1.md", "topic", 3)[0].score_kind == "probability"
+        vault.store.delete_models()
+        untrained = vault.refresh()
+        assert untrained.views["topic"].model is None
+        assert paths(untrained.related("garden/garden 1.md", "topic", 3)) == \
+            paths(full(vault).related("garden/garden 1.md", "topic", 3))
+        assert (where.stat().st_mtime_ns, where.stat().st_ino) == saved  # never written again
 
 
 def test_an_edit_drops_the_old_text_vector_but_keeps_shared_ones(tiny_vault, tmp_path, fake_embedder):

@@ -129,6 +129,7 @@ class Service:
         if write_policy not in WRITE_POLICIES:
             raise ConfigError(f"write policy must be one of {', '.join(WRITE_POLICIES)}")
         self.vault = Vault(vault, db=db, embedder=embedder)
+        self.vault.build_apart = True  # the daemon lives long: a build's memory goes with its process
         if not self.vault.writes_here and write_policy != "off":
             log.info("blocks are written by %s (writer in .lenslink.toml): not writing here",
                      self.vault.config.writer)

@@ -1,7 +1,7 @@
 """An incremental sync of a vault into the store: read what changed, embed what is new.
 
 The order makes interruption safe: each note's row and lens texts are committed
-together, then the texts of lenses with a `rewrite` are rewritten (cache first, then the
+together (NOTE_BATCH notes per transaction), then the texts of lenses with a `rewrite` are rewritten (cache first, then the
 chat model) one by one, then missing vectors are embedded and committed batch by batch,
 so a run killed anywhere is completed by the next one without re-doing what was stored.
 """
@@ -28,6 +28,9 @@ from .store import PENDING, NoteRow, Store
 
 PARSER_VERSION = "7"
 LEX_CHARS = 100_000
+# Notes stored per transaction: one commit per note made a first index of 100,000 notes
+# write its journal 20 GB; a killed sync loses at most this many notes' work.
+NOTE_BATCH = 256
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -118,11 +121,13 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     todo = found if wanted is None else [p for p in found if p in wanted]
     report.removed = sorted(gone)
     common = _boilerplate(store)
-    for done, rel in enumerate(todo, 1):
-        if _sync_note(root, rel, known.get(rel), signature, config, store, report, old_hashes, common,
-                      hash_check=verify):
-            report.changed.append(rel)
-        progress("read", done, len(todo))
+    for start in range(0, len(todo), NOTE_BATCH):
+        with store.batch():
+            for done, rel in enumerate(todo[start:start + NOTE_BATCH], start + 1):
+                if _sync_note(root, rel, known.get(rel), signature, config, store, report,
+                              old_hashes, common, hash_check=verify):
+                    report.changed.append(rel)
+                progress("read", done, len(todo))
     if paths is None and (report.changed or gone or common != _boilerplate_if_empty(store)):
         # a full sync that stored something: the notes whose boilerplate lines changed
         # are read again
@@ -132,11 +137,13 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
             again = [p for p, b in store.line_keys() if posixpath.dirname(p) in changed
                      and np.isin(boilerplate.from_blob(b), changed[posixpath.dirname(p)]).any()]
             states = store.note_states()
-            for done, rel in enumerate(again, 1):
-                if _sync_note(root, rel, states.get(rel), signature, config, store, report,
-                              old_hashes, now, force=True) and rel not in report.changed:
-                    report.changed.append(rel)
-                progress("boilerplate", done, len(again))
+            for start in range(0, len(again), NOTE_BATCH):
+                with store.batch():
+                    for done, rel in enumerate(again[start:start + NOTE_BATCH], start + 1):
+                        if _sync_note(root, rel, states.get(rel), signature, config, store, report,
+                                      old_hashes, now, force=True) and rel not in report.changed:
+                            report.changed.append(rel)
+                        progress("boilerplate", done, len(again))
             store.set_meta("boilerplate", boilerplate.dumps(now))  # once every note has it
     if gone or any(p not in known for p in report.changed) \
             or flags["links_signature"] != signature:

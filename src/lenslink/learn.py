@@ -89,10 +89,7 @@ class PairFeatures:
         self.view = view
         self.projection = projection
         self._scores: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._mentioned_by: dict[int, set[int]] | None = None
-        # training (`index_mentions`): what each lens note mentions, every query text by row
-        self._mentions: dict[int, frozenset[int]] | None = None
-        self._texts: list[str] | None = None
+        self._texts: list[str] | None = None  # training (`keep_texts`): every query text by row
 
     @property
     def projection(self) -> Projection | None:
@@ -123,31 +120,20 @@ class PairFeatures:
             for k, i in enumerate(batch):
                 self._scores[i] = (dense[k], raw[k])
 
-    def index_mentions(self) -> None:
-        """Which notes mention which, for every note at once (training asks for most);
-        also keeps each lens note's query text for `lexical` (read in one go)."""
-        texts = self.index.all_query_texts()
-        by: dict[int, set[int]] = {}
-        self._mentions = {}
-        for i, r in enumerate(self.view.rows.tolist()):
-            self._mentions[i] = found = frozenset(self.index.mentions.mentioned(texts[r]) - {r})
-            for m in found:
-                by.setdefault(m, set()).add(r)
-        self._mentioned_by = by
-        self._texts = texts
+    def keep_texts(self, texts: list[str] | None = None) -> None:
+        """Keep every note's query text (training asks for most of them: one read), by
+        vault row: `texts`, or read from the store."""
+        self._texts = self.index.all_query_texts() if texts is None else texts
 
     def _mentioned_by_column(self, i: int, cand: np.ndarray) -> np.ndarray:
         """1.0 where candidate's text mentions query i's title or an alias."""
-        rows, target = self.view.rows[cand], int(self.view.rows[i])
-        if self._mentioned_by is not None:
-            by = self._mentioned_by.get(target, ())
-            return np.array([float(r in by) for r in rows.tolist()])
-        return self.index.mentioning(rows.tolist(), target).astype(float)
+        return self.index.mentioning(self.view.rows[cand].tolist(), int(self.view.rows[i]),
+                                     self._texts).astype(float)
 
     def mentions(self, i: int) -> set[int]:
         """Lens notes whose title or alias lens note i's text mentions."""
-        pos = self.view.position
-        rows = self._mentions[i] if self._mentions is not None else self.index.mentioned_rows(int(self.view.rows[i]))
+        pos, row = self.view.position, int(self.view.rows[i])
+        rows = self.index.mentioned_rows(row, None if self._texts is None else self._texts[row])
         return {pos[r] for r in rows if r in pos} - {i}
 
     def _note(self, i: int):
@@ -329,12 +315,14 @@ def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
                      epochs: int = 40, lr: float = 0.05, check=None,
                      nearest: dict[int, np.ndarray] | None = None,
                      sources: list[int] | None = None,
-                     cov: np.ndarray | None = None) -> Projection | None:
+                     cov: np.ndarray | None = None,
+                     axes: np.ndarray | None = None) -> Projection | None:
     """Fit Q, K (k x d) with the logistic loss on sigma(s * (Q v_a).(K v_b) + c):
     positives are linked pairs, negatives half the nearest unlinked, half random.
     Only the links of `sources` (default: `projection_sources`) that are in `graph`
-    count; `nearest` (from `nearest_candidates`) and `cov` (`covariance`) may be shared
-    between calls on one view."""
+    count; `nearest` (from `nearest_candidates`), `cov` (`covariance`) and `axes` (the
+    start, `_principal_axes` of cov from this seed's random start) may be shared between
+    calls on one view."""
     sources = projection_sources(graph, seed) if sources is None else sources
     pairs = [(s, t) for s in sources for t in sorted(graph.out.get(s, ()))]
     if len(pairs) < 20:
@@ -342,7 +330,8 @@ def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
     rng = np.random.default_rng(seed)
     d = view.raw.shape[1]
     k = min(PROJ_DIM, d)
-    q = _principal_axes(covariance(view) if cov is None else cov, k, rng)
+    start = rng.standard_normal((d, k))  # drawn in any case: the same draws follow
+    q = _principal_axes(covariance(view) if cov is None else cov, start) if axes is None else axes
     key = q.copy()
     cands = np.flatnonzero(view.candidates)
     src = np.array([s for s, _ in pairs])
@@ -356,24 +345,23 @@ def train_projection(view, graph: Graph, asymmetric: bool, seed: int = 0,
         hard.append(choices[rng.integers(len(choices))] if choices else rng.choice(cands))
     a = np.concatenate([src, src, src])
     b = np.concatenate([pos, np.array(hard), rng.choice(cands, size=len(src))])
-    # Only the notes in a pair get a gradient: work on their rows alone (the same sums).
-    rows, local = np.unique(np.concatenate([a, b]), return_inverse=True)
-    a, b = local[:len(a)], local[len(a):]
-    v = view.centred_rows(rows)
-    n = len(rows)
+    # Only the notes in a pair get a gradient: the queries' rows for Q, the others' for K.
+    rows_a, a = np.unique(a, return_inverse=True)
+    rows_b, b = np.unique(b, return_inverse=True)
+    va, vb = view.centred_rows(rows_a), view.centred_rows(rows_b)
     y = np.concatenate([np.ones(len(src)), np.zeros(2 * len(src))]).astype(np.float32)
     scale, bias = 5.0, -2.0
     m_q, m_k = np.zeros_like(q), np.zeros_like(key)
     for _ in range(epochs):
         if check:
             check()
-        uq, uk = v @ q.T, v @ key.T               # every note projected once per epoch
+        uq, uk = va @ q.T, vb @ key.T             # each note projected once per epoch
         s = np.einsum("ij,ij->i", uq[a], uk[b])
         p = 1.0 / (1.0 + np.exp(-np.clip(scale * s + bias, -30, 30)))
         g = ((p - y) * scale / len(y)).astype(np.float32)
-        ga = _sum_rows(a, g[:, None] * uk[b], n)   # d loss / d uq, per note
-        gb = _sum_rows(b, g[:, None] * uq[a], n)
-        grad_q, grad_k = ga.T @ v, gb.T @ v
+        ga = _sum_rows(a, g[:, None] * uk[b], len(rows_a))   # d loss / d uq, per note
+        gb = _sum_rows(b, g[:, None] * uq[a], len(rows_b))
+        grad_q, grad_k = ga.T @ va, gb.T @ vb
         if not asymmetric:
             grad_q = grad_k = grad_q + grad_k
         bias -= lr * 10 * float(np.sum(p - y) / len(y))
@@ -396,11 +384,11 @@ def covariance(view) -> np.ndarray:
     return cov - n * np.outer(mu, mu)
 
 
-def _principal_axes(cov: np.ndarray, k: int, rng) -> np.ndarray:
+def _principal_axes(cov: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Top-k principal axes (k x d) of a scatter matrix by a few rounds of subspace
-    iteration: a start where the projection behaves like centred cosine; LAPACK's eigh
-    is slow here."""
-    basis = np.linalg.qr(rng.standard_normal((cov.shape[0], k)))[0]
+    iteration from `start` (d x k, random): a start where the projection behaves like
+    centred cosine; LAPACK's eigh is slow here."""
+    basis = np.linalg.qr(start)[0]
     for _ in range(4):
         basis = np.linalg.qr(cov @ basis)[0]
     return basis.T.astype(np.float32).copy()
@@ -422,21 +410,23 @@ def projector(view, graph: Graph, seed: int = 0, with_projection: bool = True, c
         return lambda visible: None
     sources = projection_sources(graph, seed)
     nearest, cov = nearest_candidates(view, sources), covariance(view)
+    d = view.raw.shape[1]
+    axes = _principal_axes(cov, np.random.default_rng(seed).standard_normal((d, min(PROJ_DIM, d))))
     asymmetric = view.lens.source != view.lens.candidates
     return lambda visible: train_projection(view, visible, asymmetric, seed, check=check,
-                                            nearest=nearest, sources=sources, cov=cov)
+                                            nearest=nearest, sources=sources, cov=cov, axes=axes)
 
 
 def training_set(index, view, graph: Graph, folds: int, seed: int, project,
-                 check=None) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+                 check=None, texts=None) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
     """Features and labels per fold, each fold's notes made to look new (`project`: from
-    `projector`)."""
+    `projector`; `texts()`: every note's query text, see `train`)."""
     queries = sorted(graph.out)
     random.Random(seed).shuffle(queries)
     featured = set(queries[:MAX_TRAIN_QUERIES])  # the shuffle makes this a seeded sample
     xs, ys, fold_of = [], [], []
     features = PairFeatures(index, view)
-    features.index_mentions()
+    features.keep_texts(texts() if texts else None)
     for f in range(folds):
         fold = set(queries[f::folds])
         visible = graph.without(fold)
@@ -490,10 +480,11 @@ def label_rows(index, view, graph: Graph, labels, project=lambda visible: None,
 
 
 def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool = True,
-          check=None, labels=None) -> Model | None:
+          check=None, labels=None, texts=None) -> Model | None:
     """Fit the ranker of one lens on the vault's links; None when links are too few.
     `check()`, called often, may raise to abandon training. `labels` (see `label_rows`)
-    add training rows, never held out.
+    add training rows, never held out. `texts()` gives every note's query text by row
+    (default: read from the store; lenses trained together may share one read).
 
     The report holds held-out log loss (before: the unsupervised fusion mapped by a
     one-feature fit; after: the ranker) and expected calibration error."""
@@ -504,7 +495,7 @@ def train(index, view, seed: int = 0, folds: int = FOLDS, with_projection: bool 
         return None
     folds = min(folds, len(graph.out))
     project = projector(view, graph, seed, with_projection, check)
-    xs, ys, fold_of = training_set(index, view, graph, folds, seed, project, check)
+    xs, ys, fold_of = training_set(index, view, graph, folds, seed, project, check, texts)
     judged = label_rows(index, view, graph, labels, project, check) if labels else None
     if judged is not None:
         xs, ys, fold_of = xs + [judged[0]], ys + [judged[1]], fold_of + [-1]

@@ -205,17 +205,25 @@ class VaultIndex:
             self.views[lens.name] = self._view(lens, *data, twin=twin)
         self.notes = [_card(n) for n in notes]  # the filters above read the whole rows
         for view in self.views.values():
+            # every lens is calibrated, trained or not: a snapshot serves with or without
+            # the rankers stored at the time (`with_models`)
+            view.calibrator = self._calibrate(view)
             view.model = (models or {}).get(view.lens.name)
-            if view.model is None:
-                view.calibrator = self._calibrate(view)
 
     @classmethod
     def load(cls, store: Store, config: VaultConfig, embedder_id: str,
              reader: Reader | None = None) -> "VaultIndex":
-        """The ranking built from the store; texts are read through `reader` (default:
-        one of its own on the store's file)."""
+        """The ranking built from the store, with its rankers; texts are read through
+        `reader` (default: one of its own on the store's file)."""
         data = {lens.name: store.lens_vectors(embedder_id, lens.name, texts=False)
                 for lens in config.lenses}
+        return cls(config, store.notes(), store.links(), store.lex_texts(), data,
+                   cls.stored_models(store, config, embedder_id), reader or Reader(store.path),
+                   embedder_id)
+
+    @staticmethod
+    def stored_models(store: Store, config: VaultConfig, embedder_id: str) -> dict[str, learn.Model]:
+        """The stored rankers of these lenses (as they are now) and this embedder."""
         models = {}
         for name, (signature, params, blob, _) in store.models(embedder_id).items():
             lens = next((l for l in config.lenses if l.name == name), None)
@@ -223,14 +231,22 @@ class VaultIndex:
                 model = learn.model_from_blob(params, blob)
                 if model is not None:
                     models[name] = model
-        return cls(config, store.notes(), store.links(), store.lex_texts(), data, models,
-                   reader or Reader(store.path), embedder_id)
+        return models
+
+    def with_models(self, models: dict[str, learn.Model]) -> "VaultIndex":
+        """This snapshot with these rankers (lenses without one rank unsupervised)."""
+        new = copy.copy(self)
+        new.views = {name: v if v.model is models.get(name) else
+                     dataclasses.replace(v, model=models.get(name), graph=None, features=None)
+                     for name, v in self.views.items()}
+        return new
 
     def without_caches(self) -> "VaultIndex":
-        """A copy without per-query caches (what is saved to disk)."""
+        """A copy without per-query caches and rankers (what is saved to disk: rankers
+        are stored apart and change without the notes)."""
         new = copy.copy(self)
         new._mentioned, new._names, new._edges = {}, None, None
-        new.views = {name: dataclasses.replace(v, graph=None, features=None)
+        new.views = {name: dataclasses.replace(v, model=None, graph=None, features=None)
                      for name, v in self.views.items()}
         return new
 
@@ -269,7 +285,7 @@ class VaultIndex:
             vecs, mean = np.zeros((0, d)), np.zeros(d)
         sources, candidates = self._filters(lens, rows)
         centring = _centring(vecs, mean)
-        basis = _principal_axes(vecs, mean, centring) if len(vecs) >= SKETCH_MIN_NOTES else None
+        basis = _sketch_axes(vecs, mean, centring) if len(vecs) >= SKETCH_MIN_NOTES else None
         return LensView(lens=lens, rows=rows, raw=vecs.astype(np.float32),
                         centring=centring, sources=sources, candidates=candidates,
                         position=Positions(rows), mean=mean, basis=basis,
@@ -461,9 +477,10 @@ class VaultIndex:
             found = self._mentioned[row] = frozenset(self.mentions.mentioned(text) - {row})
         return found
 
-    def mentioning(self, rows, target: int) -> np.ndarray:
+    def mentioning(self, rows, target: int, texts: list[str] | None = None) -> np.ndarray:
         """Whether each of these notes' texts mentions the title or an alias of note
-        `target` (the test of `mentioned_rows`, for these pairs: no scan for every name)."""
+        `target` (the test of `mentioned_rows`, for these pairs: no scan for every name);
+        `texts`: every note's query text by row (default: read these from the store)."""
         note = self.notes[target]
         names = sorted(matchable((note.title, *note.aliases)))
         out = np.zeros(len(rows), dtype=bool)
@@ -473,8 +490,10 @@ class VaultIndex:
         # anything but word characters between them
         pattern = re.compile("|".join(r"(?<!\w)" + r"\W+".join(map(re.escape, n.split(" "))) + r"(?!\w)"
                                       for n in names))
-        for k, text in enumerate(self.query_texts(rows)):
-            out[k] = pattern.search(text.lower()) is not None
+        keys = {max(n.split(" "), key=len) for n in names}  # a match contains one of these
+        for k, text in enumerate(self.query_texts(rows) if texts is None else (texts[r] for r in rows)):
+            low = text.lower()
+            out[k] = any(key in low for key in keys) and pattern.search(low) is not None
         return out
 
     def lexical(self, row: int, text: str | None = None) -> np.ndarray:
@@ -646,8 +665,8 @@ def _grown(arr: np.ndarray, size: int, d: int) -> np.ndarray:
     return grown[:size]
 
 
-def _principal_axes(vecs: np.ndarray, mean: np.ndarray, centring: np.ndarray,
-                    sample: int = 20000) -> np.ndarray:
+def _sketch_axes(vecs: np.ndarray, mean: np.ndarray, centring: np.ndarray,
+                 sample: int = 20000) -> np.ndarray:
     """(d, SKETCH_DIM) float32: the main axes of the centred unit vectors (from a seeded
     sample of them: the axes of 20,000 notes are those of 100,000 to a few per cent)."""
     rng = np.random.default_rng(0)

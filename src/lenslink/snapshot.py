@@ -2,8 +2,10 @@
 call on an unchanged vault loads it in a fraction of a second instead of building it.
 
 The file starts with a key computed from the store (every note's content hash and
-parser signature, the lens signatures, stored rankers, vector count, embedder and
-lenslink version); a file whose key differs from the store's is ignored and replaced.
+parser signature, the lens signatures, vector count, embedder and lenslink version); a
+file whose key differs from the store's is ignored and replaced. The rankers are not in
+it: they are read from the store on every load (`VaultIndex.with_models`), so training
+does not make the snapshot stale.
 It is written atomically and only by lenslink, in the user's data folder; a damaged or
 unreadable file is ignored (the snapshot is then built from the store).
 
@@ -21,6 +23,7 @@ import hashlib
 import json
 import logging
 import mmap
+import multiprocessing
 import os
 import pickle
 import tempfile
@@ -28,12 +31,18 @@ from pathlib import Path
 
 from . import __version__, lexical
 from .lenses import VaultConfig
+from .rank import VaultIndex
 from .store import Store
 
 log = logging.getLogger("lenslink.snapshot")
-FORMAT = 6
+FORMAT = 7
 ALIGN = 64
 MAGIC = b"lenslink-snapshot\n"
+
+
+# `build_apart` is worth its process start from this many notes (at 100,000 notes a build
+# in the daemon's own process left it 1.3 GB that the mapped file needs 200 MB for).
+APART_MIN_NOTES = 20_000
 
 
 def path_for(db_path: Path) -> Path:
@@ -49,8 +58,6 @@ def state_key(store: Store, config: VaultConfig, embedder_id: str) -> str:
     ]).encode())
     for row in store.db.execute("SELECT path, content_hash, signature FROM notes ORDER BY path"):
         h.update("\0".join(row).encode("utf-8", "surrogatepass") + b"\n")
-    for row in store.db.execute("SELECT lens, embedder, signature, trained_at FROM models ORDER BY lens"):
-        h.update(repr(tuple(row)).encode())
     h.update(repr(store.db.execute("SELECT count(*) FROM vectors WHERE embedder=?",
                                    [embedder_id]).fetchone()).encode())
     return h.hexdigest()
@@ -126,3 +133,27 @@ def load(path: Path, key: str, config: VaultConfig):
         log.warning("ignoring the unreadable ranking snapshot %s: %s", path, exc)
         return None
     return index.with_config(config)
+
+
+def build_apart(db_path: Path, config: VaultConfig, embedder_id: str, key: str) -> bool:
+    """Build and save the snapshot in a child process, so that the memory a build needs
+    is returned with it (the caller then maps the file); whether it ended well."""
+    child = multiprocessing.get_context("spawn").Process(
+        target=_build, args=(str(db_path), config, embedder_id, key), daemon=True,
+        name="lenslink-snapshot")
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        log.warning("building the ranking snapshot in a child process failed (exit code %s); "
+                    "building it here", child.exitcode)
+    return child.exitcode == 0
+
+
+def _build(db_path: str, config: VaultConfig, embedder_id: str, key: str) -> None:
+    store = Store.open(Path(db_path))
+    try:
+        index = VaultIndex.load(store, config, embedder_id)
+        save(index, key, path_for(Path(db_path)))
+        index.reader.close()
+    finally:
+        store.close()

@@ -119,6 +119,7 @@ class Store:
         # decoded note rows by path, valid while (content_hash, mtime_ns, size, signature)
         # is unchanged: most reads of all notes then decode only what changed
         self._rows: dict[str, tuple[tuple, NoteRow]] = {}
+        self._batched = False  # inside `batch()`: writes commit at its end
 
     @classmethod
     def open(cls, path: Path) -> "Store":
@@ -142,6 +143,41 @@ class Store:
     def close(self) -> None:
         self.db.conn.close()
 
+    @contextlib.contextmanager
+    def batch(self):
+        """Every write inside commits at the end, in one transaction, or none does (an
+        error rolls them all back). A first index of thousands of notes, one commit per
+        note, spent most of its time syncing the journal."""
+        if self._batched:
+            yield
+            return
+        self._batched = True
+        try:
+            with self._transaction():
+                yield
+        finally:
+            self._batched = False
+
+    @contextlib.contextmanager
+    def _write(self):
+        """One write: its own transaction, or part of the current `batch`."""
+        if self._batched:
+            yield
+        else:
+            with self._transaction():
+                yield
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """An explicit transaction: committed at the end, rolled back on error. (sqlite-utils
+        4 commits each write statement at once unless a transaction is open, so `with
+        conn:` alone left a note's row and its texts in separate commits.)"""
+        conn = self.db.conn
+        if not conn.in_transaction:
+            conn.execute("BEGIN")
+        with conn:
+            yield
+
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
@@ -157,7 +193,7 @@ class Store:
         return row[0] if row else default
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.db.conn:
+        with self._write():
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
 
     # -- notes --------------------------------------------------------------------
@@ -174,7 +210,7 @@ class Store:
 
         `lex_text` is what lexical signals match a note by; `query_text`, the same with
         links removed, what the note searches with."""
-        with self.db.conn:
+        with self._write():
             self.db.execute("DELETE FROM chunks WHERE path=?", [row.path])
             self.db.execute(
                 "INSERT OR REPLACE INTO notes (path, title, folder, content_hash, mtime_ns, size,"
@@ -214,7 +250,7 @@ class Store:
         return sorted(map(key, stored)) == sorted(map(key, chunks))
 
     def touch_note(self, path: str, mtime_ns: int, size: int, content_hash: str | None = None) -> None:
-        with self.db.conn:
+        with self._write():
             self.db.execute("UPDATE notes SET mtime_ns=?, size=?, content_hash=coalesce(?, content_hash)"
                             " WHERE path=?", [mtime_ns, size, content_hash, path])
 
@@ -225,7 +261,7 @@ class Store:
 
     def delete_notes(self, paths: Iterable[str]) -> int:
         paths = list(paths)
-        with self.db.conn:
+        with self._write():
             for table, col in (("notes", "path"), ("chunks", "path"), ("links", "src"),
                                ("links", "dst"), ("failures", "path"), ("written", "path")):
                 self.db.conn.executemany(f"DELETE FROM {table} WHERE {col}=?", [(p,) for p in paths])
@@ -295,12 +331,12 @@ class Store:
 
     # -- failures -----------------------------------------------------------------
     def record_failure(self, path: str, error: str) -> None:
-        with self.db.conn:
+        with self._write():
             self.db.execute("INSERT OR REPLACE INTO failures (path, error, at) VALUES (?,?,?)",
                             [path, error, time.time()])
 
     def clear_failure(self, path: str) -> None:
-        with self.db.conn:
+        with self._write():
             self.db.execute("DELETE FROM failures WHERE path=?", [path])
 
     def failures(self) -> dict[str, str]:
@@ -308,19 +344,19 @@ class Store:
 
     def clear_failures(self, keep: Iterable[str]) -> None:
         keep = set(keep)
-        with self.db.conn:
+        with self._write():
             for path in set(self.failures()) - keep:
                 self.db.execute("DELETE FROM failures WHERE path=?", [path])
 
     # -- links --------------------------------------------------------------------
     def replace_links(self, edges: Iterable[tuple[str, str]]) -> None:
-        with self.db.conn:
+        with self._write():
             self.db.execute("DELETE FROM links")
             self.db.conn.executemany("INSERT OR IGNORE INTO links (src, dst) VALUES (?, ?)", edges)
 
     def replace_links_from(self, sources: Iterable[str], edges: Iterable[tuple[str, str]]) -> None:
         """Replace the out-links of `sources` only (their targets resolved by the caller)."""
-        with self.db.conn:
+        with self._write():
             self.db.conn.executemany("DELETE FROM links WHERE src=?", [(p,) for p in sources])
             self.db.conn.executemany("INSERT OR IGNORE INTO links (src, dst) VALUES (?, ?)", edges)
 
@@ -374,7 +410,7 @@ class Store:
 
     def put_vectors(self, embedder_id: str, hashes: list[str], vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype="<f4")
-        with self.db.conn:
+        with self._write():
             self.db.conn.executemany(
                 "INSERT OR REPLACE INTO vectors (embedder, text_hash, vector) VALUES (?,?,?)",
                 [(embedder_id, h, v.tobytes()) for h, v in zip(hashes, vectors)])
@@ -430,7 +466,7 @@ class Store:
     def prune_vectors(self, hashes: Iterable[str] | None = None) -> int:
         """Drop vectors no chunk refers to any more (deleted or changed notes): all of
         them, or those among `hashes` (the texts of notes just changed or deleted)."""
-        with self.db.conn:
+        with self._write():
             if hashes is None:
                 return self.db.execute(
                     "DELETE FROM vectors WHERE text_hash NOT IN (SELECT text_hash FROM chunks)").rowcount
@@ -472,13 +508,13 @@ class Store:
         return row[0] if row else None
 
     def put_rewrite(self, model: str, prompt_hash: str, text_hash: str, rewritten: str) -> None:
-        with self.db.conn:
+        with self._write():
             self.db.execute("INSERT OR REPLACE INTO rewrites (model, prompt_hash, text_hash,"
                             " rewritten) VALUES (?,?,?,?)", [model, prompt_hash, text_hash, rewritten])
 
     def apply_rewrite(self, lens: str, original: str, rewritten: str, rewritten_hash: str) -> None:
         """Every chunk of `lens` waiting with this lens text now embeds `rewritten`."""
-        with self.db.conn:
+        with self._write():
             self.db.execute("UPDATE chunks SET text=?, text_hash=? WHERE lens=? AND text_hash=?"
                             " AND original=?", [rewritten, rewritten_hash, lens, PENDING, original])
 
@@ -490,7 +526,7 @@ class Store:
 
     def prune_rewrites(self) -> int:
         """Drop cached rewrites that no chunk embeds any more (deleted or changed notes)."""
-        with self.db.conn:
+        with self._write():
             cur = self.db.execute(
                 "DELETE FROM rewrites WHERE rewritten NOT IN"
                 " (SELECT text FROM chunks WHERE original IS NOT NULL)")
@@ -500,7 +536,7 @@ class Store:
     def put_label(self, lens: str, src: str, dst: str, model: str, src_hash: str,
                   dst_hash: str, label: bool, answer: str) -> None:
         """Store one judgement (committed at once: an interrupted run keeps it)."""
-        with self.db.conn:
+        with self._write():
             self.db.execute("INSERT OR REPLACE INTO labels (lens, src, dst, model, src_hash,"
                             " dst_hash, label, answer, at) VALUES (?,?,?,?,?,?,?,?,?)",
                             [lens, src, dst, model, src_hash, dst_hash, int(label), answer,
@@ -525,13 +561,13 @@ class Store:
         return row[0] if row else None
 
     def remember_write(self, path: str, block_hash: str, file_hash: str) -> None:
-        with self.db.conn:
+        with self._write():
             self.db.execute("INSERT OR REPLACE INTO written (path, block_hash, file_hash, at)"
                             " VALUES (?,?,?,?)", [path, block_hash, file_hash, time.time()])
             crash_point("store.remember_write")
 
     def put_model(self, lens: str, embedder_id: str, signature: str, params: dict, blob: bytes) -> None:
-        with self.db.conn:
+        with self._write():
             self.db.execute("INSERT OR REPLACE INTO models (lens, embedder, signature, params, blob,"
                             " trained_at) VALUES (?,?,?,?,?,?)",
                             [lens, embedder_id, signature, json.dumps(params), blob, time.time()])
@@ -543,16 +579,16 @@ class Store:
         return {r[0]: (r[1], json.loads(r[2]), r[3], r[4]) for r in rows}
 
     def delete_model(self, lens: str) -> None:
-        with self.db.conn:
+        with self._write():
             self.db.execute("DELETE FROM models WHERE lens=?", [lens])
 
     def delete_models(self) -> None:
-        with self.db.conn:
+        with self._write():
             self.db.execute("DELETE FROM models")
 
     def reset(self) -> None:
         """Forget every note (for --rebuild); cached vectors stay reusable."""
-        with self.db.conn:
+        with self._write():
             for table in ("notes", "chunks", "links", "failures"):
                 self.db.execute(f"DELETE FROM {table}")
 

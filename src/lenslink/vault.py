@@ -5,6 +5,7 @@ The CLI and the daemon both call these methods; no logic lives only in one of th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import time
@@ -52,6 +53,8 @@ class Vault:
         self.reader = Reader(self.db_path)  # what every ranking of this vault reads texts with
         self._embedder = None
         self._index: VaultIndex | None = None
+        # a long-lived process (the daemon) builds large snapshots in a child process
+        self.build_apart = False
 
     def __enter__(self) -> "Vault":
         return self
@@ -111,9 +114,14 @@ class Vault:
         key = snapshot.state_key(self.store, self.config, embedder_id)
         where = snapshot.path_for(self.db_path)
         index = snapshot.load(where, key, self.config)
+        if index is None and self.build_apart and self.store.note_count() >= snapshot.APART_MIN_NOTES \
+                and snapshot.build_apart(self.db_path, self.config, embedder_id, key):
+            index = snapshot.load(where, key, self.config)
         if index is None:
             index = VaultIndex.load(self.store, self.config, embedder_id, self.reader)
             snapshot.save(index, key, where)
+        # rankers are not in the snapshot: training does not make it stale
+        index = index.with_models(VaultIndex.stored_models(self.store, self.config, embedder_id))
         index.reader = self.reader  # one pool per vault (a loaded snapshot's names the file it was saved beside)
         return index
 
@@ -173,10 +181,11 @@ class Vault:
         embedder_id = self.store.get_meta("embedder")
         chosen = [self.config.lens(lens)] if lens else list(self.config.lenses)
         reports = {}
+        texts = functools.cache(ranking.all_query_texts)  # read once, for the lenses that train
         for lens_ in chosen:
             view = ranking.views[lens_.name]
             model = learn.train(ranking, view, seed=seed, check=check,
-                                labels=current_labels(self.store, lens_.name))
+                                labels=current_labels(self.store, lens_.name), texts=texts)
             if model is None:
                 reports[lens_.name] = {"trained": False,
                                        "reason": "too few links; using the unsupervised ranking"}
