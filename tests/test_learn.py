@@ -339,3 +339,44 @@ def test_symmetric_lens_shares_q_and_k_asymmetric_lens_learns_both(tmp_path, fak
     assert log.q.shape == log.k.shape == (learn.PROJ_DIM, 64)
     assert not np.allclose(log.q, log.k, atol=1e-3)
     np.testing.assert_array_equal(topic.q, topic.k)
+
+
+def _sketched_and_exact(tmp_path, monkeypatch, dim: int):
+    """The cluster vault's ranking loaded twice: exact, and with a sketch of `dim` axes."""
+    from lenslink import rank
+
+    root = write(tmp_path / "vault", cluster_notes()[0])
+    with Vault(root, db=tmp_path / "index.db", embedder="fake") as vault:
+        vault.index()
+        load = lambda: rank.VaultIndex.load(vault.store, vault.config, vault.store.get_meta("embedder"))  # noqa: E731
+        exact = load()
+        monkeypatch.setattr(rank, "SKETCH_MIN_NOTES", 1)
+        monkeypatch.setattr(rank, "SKETCH_DIM", dim)
+        sketched = load()
+    assert exact.views["topic"].sketch is None and sketched.views["topic"].sketch is not None
+    return exact, sketched
+
+
+def test_a_full_sketch_gives_the_exact_centred_cosine(tmp_path, fake_embedder, monkeypatch):
+    exact, sketched = _sketched_and_exact(tmp_path, monkeypatch, dim=64)  # every axis of the fake's 64
+    view_e, view_s = exact.views["topic"], sketched.views["topic"]
+    for i in (0, 7, 30):
+        np.testing.assert_allclose(view_s.sketched(i), view_e.similarities(i)[0], atol=1e-4)
+
+
+def test_learned_features_of_a_sketched_lens_hold_the_candidates_exact_cosines(tmp_path, fake_embedder,
+                                                                                monkeypatch):
+    """Large lenses pick a learned query's candidates with the sketch's cosines; the
+    candidates' dense and raw features are still the exact cosines."""
+    exact, sketched = _sketched_and_exact(tmp_path, monkeypatch, dim=6)
+    view_e, view_s = exact.views["topic"], sketched.views["topic"]
+    features, graph = sketched.pair_features(view_s)
+    dense, raw = learn.FEATURES.index("dense"), learn.FEATURES.index("raw")
+    approximate = False
+    for i in np.flatnonzero(view_s.sources)[:15]:
+        cand, x = features.query(int(i), graph, view_s.candidates)
+        want_dense, want_raw = view_e.similarities(int(i), cand)
+        np.testing.assert_allclose(x[:, dense], want_dense, atol=1e-5)
+        np.testing.assert_allclose(x[:, raw], want_raw, atol=1e-5)
+        approximate |= not np.allclose(view_s.sketched(int(i))[cand], want_dense, atol=1e-3)
+    assert approximate  # 6 axes of 64: the sketch alone would have been off

@@ -443,6 +443,7 @@ def test_mentioning_one_target_agrees_with_the_mentions_of_each_text(open_vault)
         "b.md": "GARDEN\nIRRIGATION and sql, said Tom_Becker to Tom  Becker.",
         "c.md": "gardenirrigation; c++ tips! sql-ish",
         "d.md": "Nothing here at all.",
+        "e.md": "pregarden irrigation; mysql, then sql.",  # a name inside a word, then whole
     }
     index = open_vault(notes).ranking()
     rows = list(range(len(index.notes)))
@@ -454,6 +455,8 @@ def test_mentioning_one_target_agrees_with_the_mentions_of_each_text(open_vault)
     assert index.mentioning([row["a.md"], row["b.md"], row["c.md"]], row["Garden irrigation.md"]).tolist() == \
         [True, True, False]
     assert index.mentioning([row["b.md"], row["c.md"]], row["C++ tips.md"]).tolist() == [False, True]
+    assert index.mentioning([row["e.md"]], row["Garden irrigation.md"]).tolist() == [False]
+    assert index.mentioning([row["e.md"], row["d.md"]], row["SQL.md"]).tolist() == [True, False]
 
 
 def test_normalise():

@@ -114,6 +114,8 @@ class PairFeatures:
         """Dense and raw cosines of many queries at once (one matrix product, not one
         per query: much faster); `base_scores` then uses them once each."""
         v = self.view
+        if v.sketch is not None:  # `base_scores` uses the sketch: cheap one by one
+            return
         for start in range(0, len(queries), 256):
             batch = list(queries[start:start + 256])
             dense, raw = v.similarities(np.asarray(batch, dtype=np.int64))
@@ -140,12 +142,28 @@ class PairFeatures:
         return self.index.notes[int(self.view.rows[i])]
 
     def base_scores(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(centred cosine, raw cosine, tf-idf) of lens note i to every lens note."""
+        """(centred cosine, raw cosine, tf-idf) of lens note i to every lens note. A lens
+        with a sketch (rank.SKETCH_MIN_NOTES) gives the sketch's centred cosine (candidates
+        and per-query statistics come from it) and no raw cosine (NaN): `exact_at` then
+        puts in the candidates' exact cosines."""
         v = self.view
         row = int(v.rows[i])
         lexical = self.index.lexical(row, None if self._texts is None else self._texts[row])[v.rows]
-        dense, raw = self._scores.pop(i) if i in self._scores else v.similarities(i)
+        if i in self._scores:
+            dense, raw = self._scores.pop(i)
+        else:
+            if v.sketch is not None:
+                dense = v.sketched(i)
+                raw = np.full(len(dense), np.nan, dtype=np.float32)
+            else:
+                dense, raw = v.similarities(i)
         return dense, raw, lexical
+
+    def exact_at(self, i: int, cand: np.ndarray, dense: np.ndarray, raw: np.ndarray) -> None:
+        """Put the exact cosines of query i to `cand` into `dense` and `raw` (in place;
+        nothing to do unless they came from the sketch)."""
+        if self.view.sketch is not None and len(cand):
+            dense[cand], raw[cand] = self.view.similarities(i, cand)
 
     def candidates(self, i: int, graph: Graph, dense, lexical, allowed: np.ndarray) -> tuple[np.ndarray, dict]:
         """Candidate set for query i: fusion top-k, voted notes and mentioned notes."""
@@ -209,6 +227,7 @@ class PairFeatures:
         """(candidate indices, feature matrix) for lens note i."""
         dense, raw, lexical = self.base_scores(i)
         cand, extra = self.candidates(i, graph, dense, lexical, allowed)
+        self.exact_at(i, cand, dense, raw)
         return cand, self.matrix(i, cand, graph, dense, raw, lexical, extra)
 
 
@@ -473,6 +492,7 @@ def label_rows(index, view, graph: Graph, labels, project=lambda visible: None,
         cand, extra = features.candidates(i, visible, dense, lexical, view.candidates)
         # among the query's usual candidates, so that the relative features mean the same
         cand = np.union1d(cand, [j for j, _ in pairs]).astype(np.int64)
+        features.exact_at(i, cand, dense, raw)
         x = features.matrix(i, cand, visible, dense, raw, lexical, extra)
         xs.append(x[np.searchsorted(cand, [j for j, _ in pairs])])
         ys.append(np.array([y for _, y in pairs]))
