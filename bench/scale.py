@@ -11,7 +11,8 @@ every process measured whole (wall seconds and its own peak RSS).
 4. with --llm: the same notes in an `llm` collection (`llm embed-multi` with the same
    cheap embedder through bench/llm_plugin.py), and `llm similar` as a whole process;
 5. with --train: `lenslink train` (every lens) and the learned ranker's latency;
-6. with --cold: the daemon's start without a ranking snapshot (built in a child process).
+6. with --cold (before 2): the daemon's start without a ranking snapshot (it builds one
+   in a child process).
 
 Targets (issue): restart < 5 s at 100,000 notes; /v1/related p50 < 20 ms, p99 < 50 ms;
 CLI >= 5x faster than `llm similar`; daemon idle RSS < 400 MB; indexing peak < 1 GB;
@@ -95,16 +96,17 @@ def run(args, work: Path) -> dict:
     store.close()
     notes = sorted(str(p.relative_to(vault)) for p in (vault / "topics").glob("*.md"))
     picks = random.Random(args.seed).sample(notes, min(args.requests, len(notes)))
-    out["cli_related_first (builds the snapshot)"] = measured(
-        lenslink("related", picks[0], vault=vault, db=db), env, "first related")
-    out["cli_related (snapshot loaded)"] = best_of(
-        [lenslink("related", p, vault=vault, db=db) for p in picks[1:4]], env, "related")
-    out["daemon"] = daemon(vault, db, env, picks, args)
     if args.cold:
         # a daemon that finds no snapshot builds it in a child process and maps the file
+        # (first: the snapshot is then built once, not again by the CLI below)
         from lenslink import snapshot
         snapshot.path_for(db).unlink(missing_ok=True)
         out["daemon_cold (builds the snapshot apart)"] = daemon(vault, db, env, picks, args, cli=False)
+    first = "cli_related_first" + ("" if args.cold else " (builds the snapshot)")
+    out[first] = measured(lenslink("related", picks[0], vault=vault, db=db), env, "first related")
+    out["cli_related (snapshot loaded)"] = best_of(
+        [lenslink("related", p, vault=vault, db=db) for p in picks[1:4]], env, "related")
+    out["daemon"] = daemon(vault, db, env, picks, args)
     if args.llm:
         out["llm"] = llm_side(vault, Path(args.llm_db) if args.llm_db else work / "llm.db",
                               picks, env, work)

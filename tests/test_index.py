@@ -599,3 +599,31 @@ def _row(path: str, content_hash: str):
     return NoteRow(path=path, title=path[:-3], folder="", content_hash=content_hash, mtime_ns=1,
                    size=1, signature="s", opted_out=False, is_daily=False, tags=(), aliases=(),
                    frontmatter={}, problems=(), raw_links=())
+
+
+def test_another_connection_waits_for_a_batch_instead_of_breaking_it(tmp_path):
+    """A batch takes the write lock first: another writer (the daemon's trainer, `label`)
+    waits for it to end; a batch whose reads another commit made stale would fail."""
+    import threading
+
+    from lenslink.store import Store
+
+    store, other = Store.open(tmp_path / "index.db"), Store.open(tmp_path / "index.db")
+    errors = []
+
+    def write_elsewhere():
+        try:
+            other.set_meta("trainer", "done")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+    with store.batch():
+        store.get_meta("anything")  # a read first, as a sync's note check does
+        writer = threading.Thread(target=write_elsewhere)
+        writer.start()
+        writer.join(0.3)
+        assert writer.is_alive()  # waiting for the batch
+        store.set_meta("sync", "stored")
+    writer.join(10)
+    assert not errors and store.get_meta("sync") == "stored" and store.get_meta("trainer") == "done"
+    store.close()
+    other.close()

@@ -407,6 +407,10 @@ def test_a_shortlist_from_the_sketch_gives_the_exact_ranking(open_vault, monkeyp
     allowed = view.candidates.copy()
     allowed[0] = False
     assert len(view.shortlist(0, np.zeros(len(allowed), np.float32), allowed, 20)) == 20
+    # more results than the shortlist holds: the shortlist grows to twice their number
+    assert paths(index.related("baking/baking 0.md", "topic", 40)) == \
+        paths(exact.related("baking/baking 0.md", "topic", 40))
+    assert len(paths(index.related("baking/baking 0.md", "topic", 25, min_score=0.0))) == 25
     for note in index.lens_notes("topic"):
         got, want = index.related(note, "topic", 5), exact.related(note, "topic", 5)
         assert [(r.path, round(r.score, 6), round(r.cosine, 5), r.passage) for r in got] == \

@@ -280,6 +280,7 @@ class Service:
         try:
             with Vault(self.vault.root, db=self.vault.db_path,
                        embedder=self.vault.embedder_name) as vault:
+                vault.build_apart = self.vault.build_apart  # a snapshot it needs: in a child
                 reports = vault.train(check=self._check_stop)
             self.state.last_training = {"at": time.time(), "seconds": round(time.monotonic() - started, 1),
                                         "reports": reports}

@@ -423,10 +423,11 @@ class VaultIndex:
         """(fused, centred cosine, tf-idf, title mentioned) of lens note i to every lens note."""
         return self.scores(view, i)[1:]
 
-    def scores(self, view: LensView, i: int, allowed: np.ndarray | None = None):
+    def scores(self, view: LensView, i: int, allowed: np.ndarray | None = None, shortlist: int = 0):
         """(columns, fused, centred cosine, tf-idf, title mentioned) of lens note i to the
         lens notes `columns`: every one (None), or with `allowed` and a sketch, the
-        SHORTLIST allowed notes best by the sketch's first pass (`LensView.shortlist`)."""
+        max(SHORTLIST, `shortlist`) allowed notes best by the sketch's first pass
+        (`LensView.shortlist`)."""
         row = int(view.rows[i])
         text = self.query_texts([row])[0]
         lexical = self.lexical(row, text)[view.rows]
@@ -434,7 +435,7 @@ class VaultIndex:
         body = "{body}" in view.lens.template  # else the lens looks at chosen fields only:
         rest = W_LEXICAL * lexical + W_TITLE * mentioned  # the note's words are beside the point
         cols = None if allowed is None else view.shortlist(i, rest if body else np.zeros(len(rest), np.float32),
-                                                          allowed, SHORTLIST)
+                                                          allowed, max(SHORTLIST, shortlist))
         if cols is not None:
             lexical, mentioned, rest = lexical[cols], mentioned[cols], rest[cols]
         cosine = view.similarities(i, cols)[0]
@@ -549,7 +550,7 @@ class VaultIndex:
             return self._related_learned(view, path, i, k, floor)
         allowed = view.candidates.copy()
         allowed[i] = False
-        cols, fused, cosine, lexical, mentioned = self.scores(view, i, allowed)
+        cols, fused, cosine, lexical, mentioned = self.scores(view, i, allowed, 2 * k)  # a margin
         if cols is not None:  # the shortlist's scores: `top` indexes them, `ids` the lens
             allowed = allowed[cols]
         ids = np.arange(len(fused)) if cols is None else cols

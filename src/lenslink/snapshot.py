@@ -29,7 +29,8 @@ import pickle
 import tempfile
 from pathlib import Path
 
-from . import __version__, lexical
+from . import __version__, lexical, rank
+from .errors import StoreError
 from .lenses import VaultConfig
 from .rank import VaultIndex
 from .store import Store
@@ -54,6 +55,7 @@ def state_key(store: Store, config: VaultConfig, embedder_id: str) -> str:
     h = hashlib.sha256(json.dumps([
         FORMAT, __version__, embedder_id, store.get_meta("boilerplate") or "",
         lexical.MAX_QUERY_TERMS, lexical.MAX_QUERY_POSTINGS,  # the calibrators were fitted on such scores
+        rank.SKETCH_MIN_NOTES, rank.SKETCH_DIM,
         [(lens.name, lens.signature) for lens in config.lenses],
     ]).encode())
     for row in store.db.execute("SELECT path, content_hash, signature FROM notes ORDER BY path"):
@@ -137,12 +139,20 @@ def load(path: Path, key: str, config: VaultConfig):
 
 def build_apart(db_path: Path, config: VaultConfig, embedder_id: str, key: str) -> bool:
     """Build and save the snapshot in a child process, so that the memory a build needs
-    is returned with it (the caller then maps the file); whether it ended well."""
-    child = multiprocessing.get_context("spawn").Process(
-        target=_build, args=(str(db_path), config, embedder_id, key), daemon=True,
-        name="lenslink-snapshot")
-    child.start()
+    is returned with it (the caller then maps the file); whether it ended well. A child
+    killed by a signal (Ctrl-C reaches it too) raises StoreError: no build here then."""
+    try:
+        child = multiprocessing.get_context("spawn").Process(
+            target=_build, args=(str(db_path), config, embedder_id, key), daemon=True,
+            name="lenslink-snapshot")
+        child.start()
+    except OSError as exc:
+        log.warning("cannot start a child process to build the ranking snapshot (%s); "
+                    "building it here", exc)
+        return False
     child.join()
+    if child.exitcode is not None and child.exitcode < 0:
+        raise StoreError(f"building the ranking snapshot was interrupted (signal {-child.exitcode})")
     if child.exitcode != 0:
         log.warning("building the ranking snapshot in a child process failed (exit code %s); "
                     "building it here", child.exitcode)

@@ -171,10 +171,13 @@ class Store:
     def _transaction(self):
         """An explicit transaction: committed at the end, rolled back on error. (sqlite-utils
         4 commits each write statement at once unless a transaction is open, so `with
-        conn:` alone left a note's row and its texts in separate commits.)"""
+        conn:` alone left a note's row and its texts in separate commits.) IMMEDIATE: the
+        write lock is taken first, so another connection's commit cannot make a batch's
+        reads stale half way (SQLite would refuse its first write: "database is locked");
+        other writers wait for it instead (the 30 s busy timeout)."""
         conn = self.db.conn
-        if not conn.in_transaction:
-            conn.execute("BEGIN")
+        assert not conn.in_transaction, "a store transaction inside another one"
+        conn.execute("BEGIN IMMEDIATE")
         with conn:
             yield
 
