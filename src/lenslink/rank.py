@@ -347,14 +347,23 @@ class VaultIndex:
         new._names = self._names if not (added or gone) else None
         new._edges = self._edges if not (added or gone) and new.links == self.links else None
         same_graph = new._edges is not None  # no note added or removed, no link changed
-        new.views, seen = {}, set()
+        new.views, seen = {}, {}
         for name, view in self.views.items():
-            # A view sharing its arrays with one patched before it gets its own copy: the
-            # two lenses' chunks of a note may differ from now on.
-            own = id(view.raw) in seen
-            seen.add(id(view.raw))
-            new.views[name] = new._patch_view(view, store.lens_vectors(embedder_id, name, fresh, texts=False),
-                                              fresh, touched, same_graph, copy_arrays=own)
+            data = store.lens_vectors(embedder_id, name, fresh, texts=False)
+            # shared arrays are views of one buffer (each update slices it anew)
+            buffer = view.raw.ctypes.data if view.raw.size else id(view.raw)
+            twin = seen.get(buffer)
+            if twin is None:
+                seen[buffer] = (data, name)
+                new.views[name] = new._patch_view(view, data, fresh, touched, same_graph)
+            elif _same_texts(twin[0], data):
+                # the same chunks as a lens patched before it (topic and daily by default):
+                # its patched arrays, shared (the rows are written again, with the same values)
+                done = new.views[twin[1]]
+                shared = dataclasses.replace(view, raw=done.raw, centring=done.centring, sketch=done.sketch)
+                new.views[name] = new._patch_view(shared, data, fresh, touched, same_graph)
+            else:  # their chunks of these notes differ from now on: its own copy
+                new.views[name] = new._patch_view(view, data, fresh, touched, same_graph, copy_arrays=True)
         new.patched = self.patched + len(touched)
         return new
 
