@@ -223,10 +223,13 @@ class PairFeatures:
         }
         return np.stack([cols[f] for f in FEATURES], axis=1)
 
-    def query(self, i: int, graph: Graph, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(candidate indices, feature matrix) for lens note i."""
+    def query(self, i: int, graph: Graph, allowed: np.ndarray, include=()) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate indices, feature matrix) for lens note i; `include`: lens notes made
+        candidates as well."""
         dense, raw, lexical = self.base_scores(i)
         cand, extra = self.candidates(i, graph, dense, lexical, allowed)
+        if len(include):
+            cand = np.union1d(cand, include).astype(np.int64)
         self.exact_at(i, cand, dense, raw)
         return cand, self.matrix(i, cand, graph, dense, raw, lexical, extra)
 
@@ -488,12 +491,8 @@ def label_rows(index, view, graph: Graph, labels, project=lambda visible: None,
     for i, pairs in sorted(judged.items()):
         if check:
             check()
-        dense, raw, lexical = features.base_scores(i)
-        cand, extra = features.candidates(i, visible, dense, lexical, view.candidates)
         # among the query's usual candidates, so that the relative features mean the same
-        cand = np.union1d(cand, [j for j, _ in pairs]).astype(np.int64)
-        features.exact_at(i, cand, dense, raw)
-        x = features.matrix(i, cand, visible, dense, raw, lexical, extra)
+        cand, x = features.query(i, visible, view.candidates, include=[j for j, _ in pairs])
         xs.append(x[np.searchsorted(cand, [j for j, _ in pairs])])
         ys.append(np.array([y for _, y in pairs]))
     return np.vstack(xs), np.concatenate(ys)
