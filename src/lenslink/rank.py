@@ -289,12 +289,13 @@ class VaultIndex:
         else:
             vecs, mean = np.zeros((0, d)), np.zeros(d)
         sources, candidates = self._filters(lens, rows)
-        centring = _centring(vecs, mean)
-        basis = _sketch_axes(vecs, mean, centring) if len(vecs) >= SKETCH_MIN_NOTES else None
-        return LensView(lens=lens, rows=rows, raw=vecs.astype(np.float32),
-                        centring=centring, sources=sources, candidates=candidates,
-                        position=Positions(rows), mean=mean, basis=basis,
-                        sketch=None if basis is None else _sketch(vecs, mean, centring, basis))
+        view = LensView(lens=lens, rows=rows, raw=vecs.astype(np.float32),
+                        centring=_centring(vecs, mean), sources=sources, candidates=candidates,
+                        position=Positions(rows), mean=mean)
+        if len(vecs) >= SKETCH_MIN_NOTES:
+            view.basis = _sketch_axes(view)
+            view.sketch = _sketch(view, np.arange(len(vecs)))
+        return view
 
     def _filters(self, lens: Lens, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(sources, candidates): whether each of these vault rows matches the lens's filters."""
@@ -405,16 +406,19 @@ class VaultIndex:
             vec = _note_vectors(matrix[chunks[r]], [0])  # as a full load computes it, to the bit
             raw[i] = vec[0]
             centring[i] = _centring(vec, mean)[0]
-            if sketch is not None:
-                sketch[i] = _sketch(vec, mean, centring[i:i + 1], view.basis)[0]
             meta = self._meta(fresh[self.notes[r].path])
             sources[i] = view.lens.source.matches(meta)
             candidates[i] = view.lens.candidates.matches(meta)
         keep = same_graph and not appended and len(position) == len(view.position) and \
             np.array_equal(sources, view.sources) and np.array_equal(candidates, view.candidates)
-        return dataclasses.replace(view, rows=rows, raw=raw, centring=centring, sketch=sketch, sources=sources,
-                                   candidates=candidates, position=position, mean=mean,
-                                   graph=view.graph if keep else None, features=None)
+        new = dataclasses.replace(view, rows=rows, raw=raw, centring=centring, sketch=sketch, sources=sources,
+                                  candidates=candidates, position=position, mean=mean,
+                                  graph=view.graph if keep else None, features=None)
+        if sketch is not None:  # the rows written above (zeros for the notes that left)
+            written = np.array([position[r] for r in sorted(touched) if r in chunks and r in position],
+                               dtype=np.int64)
+            sketch[written] = _sketch(new, written)
+        return new
 
     @staticmethod
     def _links(links: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
@@ -691,21 +695,19 @@ def _grown(arr: np.ndarray, size: int, d: int) -> np.ndarray:
     return grown[:size]
 
 
-def _sketch_axes(vecs: np.ndarray, mean: np.ndarray, centring: np.ndarray,
-                 sample: int = 20000) -> np.ndarray:
-    """(d, SKETCH_DIM) float32: the main axes of the centred unit vectors (from a seeded
-    sample of them: the axes of 20,000 notes are those of 100,000 to a few per cent)."""
-    rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(len(vecs), min(len(vecs), sample), replace=False))
-    c = (vecs[pick] - mean) * centring[pick, 1:2]
+def _sketch_axes(view: LensView, sample: int = 20000) -> np.ndarray:
+    """(d, SKETCH_DIM) float32: the main axes of a lens's centred unit vectors (from a
+    seeded sample of them: the axes of 20,000 notes are those of 100,000 to a few per cent)."""
+    n, d = view.raw.shape
+    pick = np.sort(np.random.default_rng(0).choice(n, min(n, sample), replace=False))
+    c = view.centred_rows(pick).astype(np.float64)
     _, axes = np.linalg.eigh(c.T @ c)
-    return np.ascontiguousarray(axes[:, ::-1][:, :min(SKETCH_DIM, vecs.shape[1])], dtype=np.float32)
+    return np.ascontiguousarray(axes[:, ::-1][:, :min(SKETCH_DIM, d)], dtype=np.float32)
 
 
-def _sketch(vecs: np.ndarray, mean: np.ndarray, centring: np.ndarray, basis: np.ndarray,
-            block: int = 8192) -> np.ndarray:
-    """(n, SKETCH_DIM) float32: the centred unit vectors on the principal axes."""
-    out = np.empty((len(vecs), basis.shape[1]), dtype=np.float32)
-    for a in range(0, len(vecs), block):
-        out[a:a + block] = ((vecs[a:a + block] - mean) * centring[a:a + block, 1:2]) @ basis
+def _sketch(view: LensView, idx: np.ndarray, block: int = 8192) -> np.ndarray:
+    """(len(idx), SKETCH_DIM) float32: lens notes `idx` on the view's principal axes."""
+    out = np.empty((len(idx), view.basis.shape[1]), dtype=np.float32)
+    for a in range(0, len(idx), block):
+        out[a:a + block] = view.centred_rows(idx[a:a + block]) @ view.basis
     return out
