@@ -415,6 +415,60 @@ def test_links_resolve_like_obsidian_and_late_targets_get_resolved(tiny_vault, d
         ("a.md", "b.md"), ("a.md", "sub/c.md"), ("a.md", "sub/later.md"), ("b.md", "a.md")]
 
 
+def test_adding_and_removing_notes_one_at_a_time_links_like_a_full_relink(tiny_vault, db,
+                                                                          fake_embedder):
+    # One note per sync (the daemon's way) relinks only the notes whose links may name the
+    # added or removed note; the links must equal those of a fresh index of the same files.
+    import random
+    rng = random.Random(4)
+    names = ["a", "b", "sub/b", "sub/deep/c", "C", "d.e", "x/a", "sub/deep", "x"]
+    links = ["a", "b", "sub/b", "../b", "./c", "deep/c", "c.md", "C", "d.e", "x/a", "..", "", "nope", "deep/..", "a/..", "c/.."]
+    root = tiny_vault({"hub.md": " ".join(f"[[{x}]]" for x in links) + "\n"})
+    present = set()
+    with Vault(root, db=db, embedder="fake") as v:
+        v.index()
+        for _ in range(30):
+            name = rng.choice(names)
+            path = root / f"{name}.md"
+            if name in present:
+                path.unlink()
+                present.discard(name)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(" ".join(f"[[{x}]]" for x in rng.sample(links, 4)) + "\n")
+                present.add(name)
+            v.index(paths=[f"{name}.md"])
+            got = query(db, "SELECT src, dst FROM links ORDER BY src, dst")
+            fresh = db.with_name("fresh.db")
+            fresh.unlink(missing_ok=True)
+            run_index(root, fresh)
+            assert got == query(fresh, "SELECT src, dst FROM links ORDER BY src, dst"), sorted(present)
+
+
+def test_an_edit_that_gives_a_lens_its_first_source_note_makes_it_active(tiny_vault, db,
+                                                                          fake_embedder):
+    root = tiny_vault({"a.md": "apples\n", "b.md": "bananas\n"})
+    with Vault(root, db=db, embedder="fake") as v:
+        v.index()
+        assert sorted(fake_embedder.texts) == ["a\napples", "b\nbananas"]  # topic only
+        (root / "a.md").write_text("---\ntags: [project]\n---\napples\n")
+        v.index(paths=["a.md"])  # the daemon's sync of one note
+        assert PROJECT_PREFIX + "a\napples" in fake_embedder.texts
+        assert query(db, "SELECT value FROM meta WHERE key='active_lenses'")[0][0].endswith(
+            ":topic,project")
+        fake_embedder.texts.clear()
+        (root / "a.md").write_text("apples again\n")  # and losing it: inactive again
+        v.index(paths=["a.md"])
+        assert query(db, "SELECT value FROM meta WHERE key='active_lenses'")[0][0].endswith(":topic")
+        # another connection stores a project note: this process's kept matches are stale
+        (root / "b.md").write_text("---\ntags: [project]\n---\nbananas\n")
+        run_index(root, db, paths=["b.md"])
+        (root / "a.md").write_text("apples once more\n")
+        v.index(paths=["a.md"])
+        assert query(db, "SELECT value FROM meta WHERE key='active_lenses'")[0][0].endswith(
+            ":topic,project")
+
+
 # ---------------------------------------------------------------- interruption
 
 def many_notes(n: int) -> dict[str, str]:

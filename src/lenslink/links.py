@@ -228,5 +228,20 @@ class Resolver:
         return min(local or matches, key=lambda p: (len(p), p))
 
 
+def may_resolve_to(link: str, names: set[str]) -> bool:
+    """Whether `link` (a raw link path) could resolve differently when notes whose
+    `note_name` is in `names` are added or removed: every way `Resolver.resolve` matches
+    ends on the same last path component (a link ending in `.` or `..` always may)."""
+    want = _strip_md(link.replace("\\", "/").strip("/").lower())
+    ends = {posixpath.normpath(want or ".").rsplit("/", 1)[-1],
+            _LEADING_DOTS.sub("", want).rsplit("/", 1)[-1]}
+    return bool(ends & names) or bool(ends & {".", ".."})
+
+
+def note_name(path: str) -> str:
+    """The last path component links are matched on (lower case, no `.md`)."""
+    return _strip_md(path.lower()).rsplit("/", 1)[-1]
+
+
 def _strip_md(path: str) -> str:
     return path[:-3] if path.endswith(".md") else path

@@ -19,7 +19,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import sqlite_utils
@@ -116,6 +116,8 @@ class Store:
     def __init__(self, db: sqlite_utils.Database, path: Path):
         self.db = db
         self.path = path
+        # index.active_lenses's lens matches per path, with the sync stamp they are valid for
+        self._lens_matches = None
         # decoded note rows by path, valid while (content_hash, mtime_ns, size, signature)
         # is unchanged: most reads of all notes then decode only what changed
         self._rows: dict[str, tuple[tuple, NoteRow]] = {}
@@ -293,6 +295,24 @@ class Store:
             for path in set(cache) - {s[0] for s in states}:
                 del cache[path]
         return [cache[s[0]][1] for s in states if s[0] in cache]
+
+    def note_filters(self, paths: Iterable[str] | None = None
+                     ) -> Iterator[tuple[str, bool, tuple[str, ...], dict, bool]]:
+        """(path, opted out, tags, frontmatter, is_daily) of every note (or of `paths`),
+        streamed and not cached: what lens filters look at, without holding every row."""
+        rows = (self.db.execute("SELECT path, opted_out, tags, frontmatter, is_daily FROM notes")
+                if paths is None else _select_in(
+                    self.db, "SELECT path, opted_out, tags, frontmatter, is_daily FROM notes"
+                             " WHERE path IN", paths))
+        for path, opted_out, tags, frontmatter, daily in rows:
+            yield path, bool(opted_out), tuple(json.loads(tags)), json.loads(frontmatter), bool(daily)
+
+    def raw_links(self, paths: Iterable[str] | None = None) -> Iterator[tuple[str, tuple[str, ...]]]:
+        """(path, raw link paths) of every note (or of `paths`), streamed and not cached."""
+        rows = (self.db.execute("SELECT path, raw_links FROM notes") if paths is None else
+                _select_in(self.db, "SELECT path, raw_links FROM notes WHERE path IN", paths))
+        for path, links in rows:
+            yield path, tuple(json.loads(links))
 
     def line_keys(self) -> Iterable[tuple[str, bytes]]:
         """(path, line keys blob) of every note."""
