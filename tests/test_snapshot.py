@@ -313,6 +313,28 @@ def test_a_changed_vault_or_a_damaged_file_builds_the_snapshot_again(tiny_vault,
     assert snapshot_path(db).read_bytes() == data  # written again, whole
 
 
+def test_blocks_written_back_leave_the_snapshot_valid(tiny_vault, tmp_path, fake_embedder,
+                                                       monkeypatch):
+    # writing "Related notes" blocks changes the files' bytes but nothing lenslink reads:
+    # the next start loads the saved snapshot instead of building it again
+    root = tiny_vault(cluster_notes(linked=False))
+    db = tmp_path / "index.db"
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+        assert {o.status for o in vault.write()} == {"written"}
+        vault.index()
+    builds = loads_counted(monkeypatch)
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+        vault.ranking()
+    assert builds == []
+    (root / "garden/garden 1.md").write_text(CLUSTERS["baking"], encoding="utf-8")
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+        assert clusters(vault.ranking(), "garden/garden 1.md") == {"baking"}
+    assert builds == [1]
+
+
 def snapshot_path(db):
     from lenslink import snapshot
     return snapshot.path_for(db)

@@ -58,8 +58,11 @@ def state_key(store: Store, config: VaultConfig, embedder_id: str) -> str:
         rank.SKETCH_MIN_NOTES, rank.SKETCH_DIM,
         [(lens.name, lens.signature) for lens in config.lenses],
     ]).encode())
-    for row in store.db.execute("SELECT path, content_hash, signature FROM notes ORDER BY path"):
-        h.update("\0".join(row).encode("utf-8", "surrogatepass") + b"\n")
+    # indexed_at changes whenever a note is stored again, not when only bytes that lenslink
+    # does not read changed (its own block written back: `touch_note` updates content_hash)
+    for path, stored, signature in store.db.execute(
+            "SELECT path, indexed_at, signature FROM notes ORDER BY path"):
+        h.update(f"{path}\0{stored!r}\0{signature}\n".encode("utf-8", "surrogatepass"))
     h.update(repr(store.db.execute("SELECT count(*) FROM vectors WHERE embedder=?",
                                    [embedder_id]).fetchone()).encode())
     return h.hexdigest()
