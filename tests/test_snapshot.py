@@ -6,6 +6,10 @@ Real indexes with the bag-of-words fake embedder: "similar" means "shares words"
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -126,7 +130,7 @@ def test_an_update_keeps_the_sketch_of_every_note(tiny_vault, tmp_path, fake_emb
 def test_a_long_lived_process_builds_a_large_snapshot_in_a_child(tiny_vault, tmp_path, fake_embedder,
                                                                  monkeypatch):
     """The daemon's vault builds the snapshot in a child process and maps the file: the
-    build's memory leaves with the child. (A spawned child does not see this test's
+    build's memory leaves with the child. (The child process does not see this test's
     monkeypatching: the build in this process is made to fail, the child's is not.)"""
     monkeypatch.setattr(snapshot, "APART_MIN_NOTES", 1)
     root = tiny_vault(cluster_notes(linked=False))
@@ -142,6 +146,30 @@ def test_a_long_lived_process_builds_a_large_snapshot_in_a_child(tiny_vault, tmp
         assert snapshot.path_for(vault.db_path).exists()
         for note in reference.lens_notes("topic"):
             assert paths(index.related(note, "topic", 5)) == paths(reference.related(note, "topic", 5))
+
+
+def test_a_script_without_a_main_guard_builds_in_a_child_too(tiny_vault, tmp_path, fake_embedder):
+    # the child is a fresh interpreter: the calling script's top level does not run again
+    root = tiny_vault(cluster_notes(linked=False))
+    db = tmp_path / "index.db"
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import fake_embedder\n"
+        "from lenslink import snapshot\n"
+        "from lenslink.vault import Vault\n"
+        "snapshot.APART_MIN_NOTES = 1\n"
+        "snapshot.VaultIndex.load = None  # not here\n"
+        f"v = Vault({str(root)!r}, db={str(db)!r}, embedder='fake')\n"
+        "v.build_apart = True\n"
+        "print(len(v.ranking().lens_notes('topic')))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(len(cluster_notes(linked=False)))
+    assert "failed" not in done.stderr and snapshot.path_for(db).exists()
 
 
 def test_a_failed_child_build_says_so(tmp_path, caplog):

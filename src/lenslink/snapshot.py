@@ -23,9 +23,10 @@ import hashlib
 import json
 import logging
 import mmap
-import multiprocessing
 import os
 import pickle
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -143,23 +144,34 @@ def load(path: Path, key: str, config: VaultConfig):
 def build_apart(db_path: Path, config: VaultConfig, embedder_id: str, key: str) -> bool:
     """Build and save the snapshot in a child process, so that the memory a build needs
     is returned with it (the caller then maps the file); whether it ended well. A child
-    killed by a signal (Ctrl-C reaches it too) raises StoreError: no build here then."""
+    killed by a signal (Ctrl-C reaches it too) raises StoreError: no build here then.
+
+    The child is a fresh interpreter that imports only lenslink (not the caller's main
+    module, which multiprocessing's spawn would run again)."""
+    job = pickle.dumps((str(db_path), config, embedder_id, key))
+    # this lenslink, wherever it was imported from
+    where = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (where, os.environ.get("PYTHONPATH")) if p)}
     try:
-        child = multiprocessing.get_context("spawn").Process(
-            target=_build, args=(str(db_path), config, embedder_id, key), daemon=True,
-            name="lenslink-snapshot")
-        child.start()
+        child = subprocess.run([sys.executable, "-c", "from lenslink.snapshot import _child; _child()"],
+                               input=job, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     except OSError as exc:
         log.warning("cannot start a child process to build the ranking snapshot (%s); "
                     "building it here", exc)
         return False
-    child.join()
-    if child.exitcode is not None and child.exitcode < 0:
-        raise StoreError(f"building the ranking snapshot was interrupted (signal {-child.exitcode})")
-    if child.exitcode != 0:
-        log.warning("building the ranking snapshot in a child process failed (exit code %s); "
-                    "building it here", child.exitcode)
-    return child.exitcode == 0
+    if child.returncode < 0:
+        raise StoreError(f"building the ranking snapshot was interrupted (signal {-child.returncode})")
+    if child.returncode != 0:
+        last = child.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        log.warning("building the ranking snapshot in a child process failed (exit code %s%s); "
+                    "building it here", child.returncode, f": {last[0]}" if last else "")
+    return child.returncode == 0
+
+
+def _child() -> None:
+    """`build_apart`'s child: the job arrives pickled on stdin."""
+    _build(*pickle.loads(sys.stdin.buffer.read()))
 
 
 def _build(db_path: str, config: VaultConfig, embedder_id: str, key: str) -> None:
