@@ -469,6 +469,32 @@ def test_an_edit_that_gives_a_lens_its_first_source_note_makes_it_active(tiny_va
             ":topic,project")
 
 
+def test_notes_stored_without_lens_masks_get_them_when_lenses_are_counted(tiny_vault, db,
+                                                                          fake_embedder, monkeypatch):
+    root = tiny_vault({"a.md": "apples\n", "projects/b.md": "bananas\n", "c.md": "cherries\n"})
+    run_index(root, db)
+    masks = query(db, "SELECT path, source_lenses, candidate_lenses FROM notes ORDER BY path")
+    # lenses topic, project, daily: every note is a topic source and candidate and a
+    # project source; only projects/b.md is a project candidate; no daily notes
+    assert masks == [("a.md", 0b011, 0b101), ("c.md", 0b011, 0b101), ("projects/b.md", 0b011, 0b111)]
+    conn = sqlite3.connect(str(db))  # as a store from before the masks left them
+    conn.execute("UPDATE notes SET source_lenses=NULL, candidate_lenses=NULL")
+    conn.execute("UPDATE meta SET value='' WHERE key='active_lenses'")
+    conn.commit()
+    conn.close()
+    (root / "c.md").write_text("cherries, ripe\n")
+    run_index(root, db)
+    assert query(db, "SELECT path, source_lenses, candidate_lenses FROM notes ORDER BY path") == masks
+    assert query(db, "SELECT value FROM meta WHERE key='active_lenses'")[0][0].endswith(":topic,project")
+    # a config with more lenses than the masks hold: matched every time, nothing recorded
+    import lenslink.index as index_mod
+    monkeypatch.setattr(index_mod, "MASK_LENSES", 2)
+    (root / "projects/b.md").unlink()
+    report = run_index(root, db)
+    assert report.removed == ["projects/b.md"]
+    assert query(db, "SELECT value FROM meta WHERE key='active_lenses'")[0][0].endswith(":topic")
+
+
 # ---------------------------------------------------------------- interruption
 
 def many_notes(n: int) -> dict[str, str]:

@@ -24,7 +24,7 @@ from .errors import NoteError, RewriteError, RewriteRejected
 from .lenses import Lens, NoteMeta, RewriteSettings, VaultConfig
 from .links import may_resolve_to, note_name, parse_links
 from .rewrite import Rewriter, prompt_hash
-from .store import PENDING, NoteRow, Store
+from .store import MASK_LENSES, PENDING, NoteRow, Store
 
 PARSER_VERSION = "7"
 LEX_CHARS = 100_000
@@ -111,8 +111,7 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     # What a finished sync vouches for, cleared until this one finishes: a sync that is
     # interrupted after storing notes leaves the next one to relink, recount the active
     # lenses and look for every missing vector.
-    flags = {k: store.get_meta(k)
-             for k in ("links_signature", "active_lenses", "embedded_all", "notes_stamp")}
+    flags = {k: store.get_meta(k) for k in ("links_signature", "active_lenses", "embedded_all")}
     for key, value in flags.items():
         if value:
             store.set_meta(key, "")
@@ -159,18 +158,9 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     # which lenses are active changes only with notes: a sync that stored none reuses it
     active = _recorded_lenses(flags["active_lenses"], signature) \
         if not report.changed and not gone else None
-    kept = (signature, flags["notes_stamp"])  # what `active_lenses` kept, if still valid
     if active is None:
-        active = active_lenses(store, config, (flags["notes_stamp"], report.changed, sorted(gone)))
-        kept = (signature, None)
+        active = active_lenses(store, config)
     store.set_meta("active_lenses", f"{signature}:{','.join(active)}")
-    # The notes are final from here on: a new stamp marks them, and the lens matches kept
-    # for them (in this process) stay valid for the next sync while the stamp is unchanged.
-    stamp = os.urandom(8).hex()
-    memo = store._lens_matches
-    store._lens_matches = ((signature, stamp), memo[1]) \
-        if memo is not None and memo[0] == kept and kept[1] != "" else None
-    store.set_meta("notes_stamp", stamp)
     report.rewritten = rewrite_missing(store, config, active, report, progress, make_rewriter)
     embedded: list[str] = []
     # After a sync that left nothing missing, only the notes stored now can miss vectors.
@@ -269,7 +259,7 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
             report.opted_out += 1
     if known:
         old_hashes |= store.chunk_hashes([rel])
-    store.put_note(row, lex, query, chunks, blob)
+    store.put_note(row, lex, query, chunks, blob, lens_masks(config, note_meta(note), note.opted_out))
     return True
 
 
@@ -342,37 +332,41 @@ def recorded_state(store: Store, config: VaultConfig) -> tuple[list[str], bool]:
     return active, complete
 
 
-def active_lenses(store: Store, config: VaultConfig,
-                  since: tuple[str, list[str], list[str]] | None = None) -> list[str]:
+def lens_masks(config: VaultConfig, meta: NoteMeta, opted_out: bool = False) -> tuple[int, int] | None:
+    """(source, candidate) bit masks of the lenses a note takes part in (bit i: lens i),
+    as the store keeps them; None when the config has more lenses than they hold."""
+    if len(config.lenses) > MASK_LENSES:
+        return None
+    return (0, 0) if opted_out else _matches(config, meta)
+
+
+def _matches(config: VaultConfig, meta: NoteMeta) -> tuple[int, int]:
+    return (sum(1 << i for i, lens in enumerate(config.lenses) if lens.source.matches(meta)),
+            sum(1 << i for i, lens in enumerate(config.lenses) if lens.candidates.matches(meta)))
+
+
+def active_lenses(store: Store, config: VaultConfig) -> list[str]:
     """Lenses with at least one source and one candidate note: only these cost embedding
     (e.g. the default `project` lens in a vault without project notes costs nothing).
 
-    What each note matches is kept per path as two bit masks (never the decoded rows:
-    at 100,000 notes they took 230 MB). `since` = (stamp, changed paths, removed paths)
-    of the sync that stored them: when the kept masks belong to `stamp` (the mark the
-    previous sync left, see `sync`), only the changed notes are matched again."""
+    Each stored note keeps its lens masks (`lens_masks`), so this is a few SQL queries;
+    notes without them (an older store, another config) are matched here, streamed, and
+    get theirs recorded."""
     signature = config_signature(config)
-    memo = store._lens_matches
-    if since is not None and memo is not None and memo[0] == (signature, since[0]) and since[0]:
-        masks = memo[1]
-        for path in since[2]:
-            masks.pop(path, None)
-        for path in since[1]:
-            masks.pop(path, None)
-        rows = store.note_filters(since[1])
-    else:
-        masks, rows = {}, store.note_filters()
-    for path, opted_out, tags, frontmatter, daily in rows:
-        if opted_out:
-            continue
-        meta = NoteMeta(path, tags, frontmatter, daily)
-        masks[path] = (sum(1 << i for i, lens in enumerate(config.lenses) if lens.source.matches(meta)),
-                       sum(1 << i for i, lens in enumerate(config.lenses)
-                           if lens.candidates.matches(meta)))
-    source = candidate = 0
-    for s, c in masks.values():
-        source, candidate = source | s, candidate | c
-    store._lens_matches = ((signature, None), masks)  # valid once `sync` stamps it
+    n = len(config.lenses)
+    kept = n <= MASK_LENSES
+    source, candidate = store.lens_bits(signature, n) if kept else (0, 0)
+    found = []
+    for path, opted_out, tags, frontmatter, daily in store.note_filters(
+            store.paths_without_lens_masks(signature) if kept else None):
+        masks = (0, 0) if opted_out else _matches(config, NoteMeta(path, tags, frontmatter, daily))
+        source, candidate = source | masks[0], candidate | masks[1]
+        if kept:
+            found.append((path, *masks))
+        elif source & candidate == (1 << n) - 1:
+            break  # every lens is active: the other notes cannot change that
+    if found:
+        store.set_lens_masks(signature, found)
     return [lens.name for i, lens in enumerate(config.lenses) if source >> i & candidate >> i & 1]
 
 

@@ -122,7 +122,13 @@ def load(path: Path, key: str, config: VaultConfig):
                 return None
             sizes = json.loads(f.readline())
             pos = _aligned(f.tell())
-            mapped = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
+            whole = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+            if hasattr(mmap, "MADV_RANDOM"):
+                # a query reads ~1,000 scattered vector rows: without this the kernel maps
+                # the pages around each one too (at 100,000 notes the first query alone
+                # took the daemon's resident size up by 150 MB of the file)
+                whole.madvise(mmap.MADV_RANDOM)
+            mapped = memoryview(whole)
         data = mapped[pos:pos + sizes["pickle"]]
         pos = _aligned(pos + sizes["pickle"])
         buffers = []

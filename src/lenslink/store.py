@@ -87,7 +87,14 @@ MIGRATIONS = [
         PRIMARY KEY (lens, src, dst, model, src_hash, dst_hash)
     );
     """,
+    # 7: which lenses a note is a source / candidate of (bit i: the config's lens i, under
+    # the note's `signature`); NULL: not known (counted again from tags and frontmatter)
+    """
+    ALTER TABLE notes ADD COLUMN source_lenses INTEGER;
+    ALTER TABLE notes ADD COLUMN candidate_lenses INTEGER;
+    """,
 ]
+MASK_LENSES = 62  # lens bit masks fit SQLite's signed 64-bit integers up to this many
 PENDING = ""  # chunks.text_hash of a chunk whose rewrite is not known yet
 
 
@@ -116,8 +123,6 @@ class Store:
     def __init__(self, db: sqlite_utils.Database, path: Path):
         self.db = db
         self.path = path
-        # index.active_lenses's lens matches per path, with the sync stamp they are valid for
-        self._lens_matches = None
         # decoded note rows by path, valid while (content_hash, mtime_ns, size, signature)
         # is unchanged: most reads of all notes then decode only what changed
         self._rows: dict[str, tuple[tuple, NoteRow]] = {}
@@ -209,23 +214,25 @@ class Store:
 
     def put_note(self, row: NoteRow, lex_text: str, query_text: str,
                  chunks: Iterable[tuple[str, int, str, str, str | None]],
-                 line_keys: bytes = b"") -> None:
+                 line_keys: bytes = b"", lens_masks: tuple[int, int] | None = None) -> None:
         """Replace a note and its chunks (lens, chunk, text_hash, text, original) in one
         transaction; `original` is None unless the lens rewrites its texts.
 
         `lex_text` is what lexical signals match a note by; `query_text`, the same with
-        links removed, what the note searches with."""
+        links removed, what the note searches with; `lens_masks`, (source, candidate)
+        bit masks of the lenses it takes part in (see `lens_bits`)."""
         with self._write():
             self.db.execute("DELETE FROM chunks WHERE path=?", [row.path])
             self.db.execute(
                 "INSERT OR REPLACE INTO notes (path, title, folder, content_hash, mtime_ns, size,"
                 " signature, opted_out, is_daily, tags, aliases, frontmatter, problems,"
-                " raw_links, lex_text, query_text, indexed_at, line_keys)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " raw_links, lex_text, query_text, indexed_at, line_keys, source_lenses,"
+                " candidate_lenses) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [row.path, row.title, row.folder, row.content_hash, row.mtime_ns, row.size,
                  row.signature, int(row.opted_out), int(row.is_daily), _dump(row.tags),
                  _dump(row.aliases), _dump(row.frontmatter), _dump(row.problems),
-                 _dump(row.raw_links), lex_text, query_text, time.time(), line_keys])
+                 _dump(row.raw_links), lex_text, query_text, time.time(), line_keys,
+                 *(lens_masks or (None, None))])
             self.db.conn.executemany(
                 "INSERT INTO chunks (path, lens, chunk, text_hash, text, original)"
                 " VALUES (?,?,?,?,?,?)",
@@ -295,6 +302,31 @@ class Store:
             for path in set(cache) - {s[0] for s in states}:
                 del cache[path]
         return [cache[s[0]][1] for s in states if s[0] in cache]
+
+    def lens_bits(self, signature: str, lenses: int) -> tuple[int, int]:
+        """(source, candidate) bit masks: bit i is set when some note stored under
+        `signature` is a source (candidate) of lens i. One query per bit, each stopping at
+        the first such note (a lens no note takes part in costs a scan in SQLite)."""
+        out = []
+        for column in ("source_lenses", "candidate_lenses"):
+            out.append(sum(1 << i for i in range(lenses) if self.db.execute(
+                f"SELECT EXISTS(SELECT 1 FROM notes WHERE signature=? AND {column} & ? != 0)",
+                [signature, 1 << i]).fetchone()[0]))
+        return out[0], out[1]
+
+    def paths_without_lens_masks(self, signature: str) -> list[str]:
+        """Notes whose lens masks are not known under `signature` (stored before they
+        were kept, or under another config)."""
+        return [r[0] for r in self.db.execute(
+            "SELECT path FROM notes WHERE signature IS NOT ? OR source_lenses IS NULL"
+            " OR candidate_lenses IS NULL", [signature])]
+
+    def set_lens_masks(self, signature: str, masks: Iterable[tuple[str, int, int]]) -> None:
+        """Record (path, source mask, candidate mask) of notes stored under `signature`."""
+        with self._write():
+            self.db.conn.executemany(
+                "UPDATE notes SET source_lenses=?, candidate_lenses=? WHERE path=? AND signature=?",
+                [(s, c, p, signature) for p, s, c in masks])
 
     def note_filters(self, paths: Iterable[str] | None = None
                      ) -> Iterator[tuple[str, bool, tuple[str, ...], dict, bool]]:
