@@ -6,8 +6,9 @@ every process measured whole (wall seconds and its own peak RSS).
    embedded, no note re-read (size and mtime unchanged);
 2. `lenslink related NOTE` as a whole process: the first one (builds the ranking and
    saves its snapshot) and the next ones (load the snapshot);
-3. the daemon (`lenslink serve`): start until ready, idle RSS, `GET /v1/related` p50/p99,
-   and `lenslink related` as a process while the daemon serves the vault;
+3. the daemon (`lenslink serve`): start until ready, RSS when ready, `GET /v1/related`
+   p50/p99, RSS right after the requests and idle after them, and `lenslink related` as
+   a process while the daemon serves the vault;
 4. with --llm: the same notes in an `llm` collection (`llm embed-multi` with the same
    cheap embedder through bench/llm_plugin.py), and `llm similar` as a whole process;
 5. with --train: `lenslink train` (every lens) and the learned ranker's latency;
@@ -30,6 +31,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -39,6 +41,7 @@ import cheap_embedder  # noqa: E402
 import common  # noqa: E402
 import synth  # noqa: E402
 from daemon_latency import Daemon, until_ready  # noqa: E402
+from lenslink.daemon import RELEASE_AFTER  # noqa: E402
 
 LENSLINK = [sys.executable, str(common.CHEAP)]
 LLM = [sys.executable, str(common.BENCH / "llm_plugin.py")]
@@ -139,7 +142,10 @@ def daemon(vault: Path, db: Path, env: dict, picks: list[str], args, cli: bool =
         api.get(f"/v1/related?path={quote(picks[0])}")
         ms = [api.timed_get(f"/v1/related?path={quote(p)}")[0] for p in picks]
         res["/v1/related"] = common.percentiles(ms)
-        res["idle_rss_mb (after the requests)"] = common.rss_mb(d.proc.pid)
+        res["rss_mb (right after the requests)"] = common.rss_mb(d.proc.pid)
+        # idle: the daemon unmaps the snapshot pages the queries mapped (RELEASE_AFTER)
+        time.sleep(RELEASE_AFTER + 1.5)
+        res["idle_rss_mb (after the requests, idle)"] = common.rss_mb(d.proc.pid)
         if cli:
             res["cli_related_while_serving"] = best_of(
                 [lenslink("related", p, vault=vault, db=db) for p in picks[1:4]], env,

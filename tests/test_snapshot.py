@@ -363,6 +363,48 @@ def test_blocks_written_back_leave_the_snapshot_valid(tiny_vault, tmp_path, fake
     assert builds == [1]
 
 
+def mapped_kb(path) -> int:
+    """Resident kB of this process's mappings of `path` (Linux)."""
+    total, current = 0, None
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            parts = line.split()
+            if "-" in parts[0] and not parts[0].endswith(":"):
+                current = parts[5] if len(parts) > 5 else None
+            elif parts[0] == "Rss:" and current == str(path):
+                total += int(parts[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/pagemap").exists(), reason="Linux only")
+def test_released_pages_are_mapped_again_and_updated_rows_survive(tiny_vault, tmp_path,
+                                                                  fake_embedder):
+    root = tiny_vault(cluster_notes(linked=False))
+    db = tmp_path / "index.db"
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+        vault.refresh()
+    with Vault(root, db=db, embedder="fake") as vault:
+        index = vault.ranking()
+        assert index.mapped is not None  # loaded from the file
+        notes = index.lens_notes("topic")
+        before = {n: paths(vault.related(n, "topic")) for n in notes}
+        assert mapped_kb(snapshot_path(db)) > 0
+        assert snapshot.release_pages(index) > 0
+        assert mapped_kb(snapshot_path(db)) == 0
+        assert {n: paths(vault.related(n, "topic")) for n in notes} == before  # mapped again
+        # an update writes the edited note's rows into the mapping (copied on write):
+        # releasing keeps them
+        (root / "garden/garden 0.md").write_text(CLUSTERS["baking"], encoding="utf-8")
+        updated = vault.refresh(sync(vault, "garden/garden 0.md"))
+        assert updated.mapped is index.mapped
+        after = {n: paths(vault.related(n, "topic")) for n in notes}
+        assert clusters(updated, "garden/garden 0.md") == {"baking"}
+        assert snapshot.release_pages(updated) > 0
+        assert {n: paths(vault.related(n, "topic")) for n in notes} == after
+        assert clusters(updated, "garden/garden 0.md") == {"baking"}
+
+
 def snapshot_path(db):
     from lenslink import snapshot
     return snapshot.path_for(db)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as paths
+from . import snapshot
 from .errors import ConfigError, LenslinkError, NotReady
 from .notes import is_note_path
 from .store import Store
@@ -30,6 +31,7 @@ log = logging.getLogger("lenslink.daemon")
 WRITE_POLICIES = ("off", "manual", "auto")
 RETRY_MIN, RETRY_MAX = 2.0, 300.0
 TRAIN_MIN_NEW_LINKS = 20
+RELEASE_AFTER = 2.0  # seconds without queries before the snapshot pages they mapped are unmapped
 VERIFY_EVERY = 24 * 3600  # a full hash sweep (`index --verify`) when the last is older
 
 
@@ -146,6 +148,7 @@ class Service:
         self.state = DaemonState()
         self._retry_delay = RETRY_MIN
         self._unsynced: dict | None = None    # note states before a sync that failed
+        self._last_use: float | None = None   # when a query, sync or write last ranked
         self._rebuild = False
         self._observer = None
         self._worker: threading.Thread | None = None
@@ -197,6 +200,23 @@ class Service:
                 full = RESCAN in batch or rebuild or retry or verify
                 self._sync(None if full else sorted(batch), rebuild, verify)
             self._write_due()
+            self._release_if_idle()
+
+    def _used(self) -> None:
+        """Queries, syncs and writes map snapshot pages: noted for `_release_if_idle`."""
+        self._last_use = time.monotonic()
+
+    def _release_if_idle(self) -> None:
+        """Once nothing used the ranking for RELEASE_AFTER seconds, unmap the snapshot
+        pages it mapped (`snapshot.release_pages`), under the lock that updates hold."""
+        if self._last_use is None or time.monotonic() - self._last_use < RELEASE_AFTER \
+                or not self.vault.loaded:
+            return
+        self._last_use = None
+        with self.lock:
+            released = snapshot.release_pages(self.vault.ranking())
+        if released:
+            log.debug("unmapped %.0f MB of the ranking snapshot", released / 2 ** 20)
 
     def _timeout(self) -> float:
         due = [t for t in self.state.pending_writes.values()]
@@ -238,6 +258,7 @@ class Service:
                     self.vault.refresh(sorted(self._edited(before, after) | set(report.embedded_paths)))
                 self._train_if_links_grew()
             self._unsynced = None
+            self._used()
             self.state.last_sync = time.time()
             self.state.batches += 1
             self.state.last_error = None
@@ -351,6 +372,7 @@ class Service:
             # events of our own writes to other notes do not hold the others back
             if due <= now and path not in self.queue:
                 del self.state.pending_writes[path]
+                self._used()
                 try:
                     outcomes = self.write(path)
                 except LenslinkError as exc:  # e.g. the note vanished while a sync failed
@@ -394,6 +416,7 @@ class Service:
 
     def related(self, path: str, lens: str | None = None, top: int | None = None) -> dict:
         self._require_index()
+        self._used()
         vault = self.vault
         found = vault.related(path, lens, top)
         return {"note": vault.resolve_note(path), "lens": vault.config.lens(lens).name,
@@ -401,6 +424,7 @@ class Service:
 
     def block(self, path: str) -> dict:
         self._require_index()
+        self._used()
         path, opted_out, groups = self.vault.block_groups(path)
         path, text = self.vault.render_block(path)
         return {"path": path, "block": text, "opted_out": opted_out,

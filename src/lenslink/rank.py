@@ -192,6 +192,7 @@ class VaultIndex:
         self.notes = notes
         self.reader = reader
         self.embedder_id = embedder_id
+        self.mapped = None  # the snapshot file this index's arrays are mapped from, if any
         self.row = {sys.intern(n.path): i for i, n in enumerate(notes)}
         self.links = self._links(links)
         self.tfidf = TfIdf([lex_texts.get(n.path, ("", ""))[0] for n in notes])
@@ -250,7 +251,7 @@ class VaultIndex:
         """A copy without per-query caches and rankers (what is saved to disk: rankers
         are stored apart and change without the notes)."""
         new = copy.copy(self)
-        new._mentioned, new._names, new._edges = {}, None, None
+        new._mentioned, new._names, new._edges, new.mapped = {}, None, None, None
         new.views = {name: dataclasses.replace(v, model=None, graph=None, features=None)
                      for name, v in self.views.items()}
         return new
