@@ -6,6 +6,7 @@ Real indexes with the bag-of-words fake embedder: "similar" means "shares words"
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -172,6 +173,32 @@ def test_a_script_without_a_main_guard_builds_in_a_child_too(tiny_vault, tmp_pat
     assert "failed" not in done.stderr and snapshot.path_for(db).exists()
 
 
+def test_a_build_in_a_child_is_stopped_by_cancel_builds(tmp_path, monkeypatch):
+    # what a daemon asked to stop does: it does not wait minutes for the child
+    import threading
+    import time
+    from lenslink.errors import StoreError
+    from lenslink.lenses import DEFAULT_LENSES, VaultConfig
+    monkeypatch.setattr(snapshot, "_CHILD", "import time; time.sleep(60)")
+    outcome = []
+
+    def build():
+        try:
+            outcome.append(snapshot.build_apart(tmp_path / "index.db", VaultConfig(DEFAULT_LENSES), "fake", "k"))
+        except StoreError as exc:
+            outcome.append(exc)
+    thread = threading.Thread(target=build)
+    started = time.monotonic()
+    thread.start()
+    while not snapshot._building and time.monotonic() - started < 10:
+        time.sleep(0.01)
+    snapshot.cancel_builds()
+    thread.join(20)
+    assert not thread.is_alive() and time.monotonic() - started < 20
+    assert len(outcome) == 1 and isinstance(outcome[0], StoreError) and "interrupted" in str(outcome[0])
+    assert not snapshot._building
+
+
 def test_a_failed_child_build_says_so(tmp_path, caplog):
     from lenslink.lenses import DEFAULT_LENSES, VaultConfig
     (tmp_path / "a file").write_text("not a folder")
@@ -328,6 +355,8 @@ def test_a_changed_vault_or_a_damaged_file_builds_the_snapshot_again(tiny_vault,
         vault.index()
         vault.refresh()
     builds = loads_counted(monkeypatch)
+    monkeypatch.setattr(vault_mod, "PATCH_MIN", 0)  # too many changes to bring it up to date
+    monkeypatch.setattr(vault_mod, "PATCH_SHARE", 0)
     (root / "garden/garden 0.md").write_text(CLUSTERS["baking"], encoding="utf-8")
     with Vault(root, db=db, embedder="fake") as vault:
         vault.index()
@@ -341,26 +370,56 @@ def test_a_changed_vault_or_a_damaged_file_builds_the_snapshot_again(tiny_vault,
     assert snapshot_path(db).read_bytes() == data  # written again, whole
 
 
-def test_blocks_written_back_leave_the_snapshot_valid(tiny_vault, tmp_path, fake_embedder,
-                                                       monkeypatch):
+def test_a_restart_after_a_few_edits_brings_the_saved_snapshot_up_to_date(tiny_vault, tmp_path,
+                                                                          fake_embedder, monkeypatch):
+    root = tiny_vault(cluster_notes(linked=True))
+    db = tmp_path / "index.db"
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+        vault.refresh()
+    saved = snapshot_path(db).read_bytes()
+    builds = loads_counted(monkeypatch)
+    # edited, added and deleted while no daemon ran
+    (root / "garden/garden 0.md").write_text(CLUSTERS["baking"], encoding="utf-8")
+    (root / "travel/new trip.md").write_text(CLUSTERS["travel"] + " [[travel 1]]", encoding="utf-8")
+    (root / "server/server 2.md").unlink()
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+        index = vault.ranking()
+        assert builds == [] and index.mapped is not None  # the saved file, updated
+        assert clusters(index, "garden/garden 0.md") == {"baking"}
+        assert clusters(index, "travel/new trip.md") == {"travel"}
+        assert "server/server 2.md" not in index.row
+        assert index.links["travel/new trip.md"] == ("travel/travel 1.md",)
+        for note in index.lens_notes("topic"):  # ranks as the updates of a running daemon do
+            assert "server/server 2.md" not in paths(index.related(note, "topic", 5))
+    assert snapshot_path(db).read_bytes() == saved  # the file itself is left as it was
+    # a vector missing when the snapshot was saved: it is built again instead
+    conn = sqlite3.connect(str(db))
+    conn.execute("UPDATE meta SET value='' WHERE key='embedded_all'")
+    conn.commit()
+    conn.close()
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.ranking()
+    assert builds == [1]
+
+
+def test_blocks_written_back_leave_the_snapshot_valid(tiny_vault, tmp_path, fake_embedder):
     # writing "Related notes" blocks changes the files' bytes but nothing lenslink reads:
-    # the next start loads the saved snapshot instead of building it again
+    # the saved snapshot's key still matches the store
     root = tiny_vault(cluster_notes(linked=False))
     db = tmp_path / "index.db"
     with Vault(root, db=db, embedder="fake") as vault:
         vault.index()
+        vault.refresh()
         assert {o.status for o in vault.write()} == {"written"}
         vault.index()
-    builds = loads_counted(monkeypatch)
-    with Vault(root, db=db, embedder="fake") as vault:
+        key = snapshot.state_key(vault.store, vault.config, vault.store.get_meta("embedder"))
+        assert snapshot.load(snapshot_path(db), key, vault.config) is not None
+        (root / "garden/garden 1.md").write_text(CLUSTERS["baking"], encoding="utf-8")
         vault.index()
-        vault.ranking()
-    assert builds == []
-    (root / "garden/garden 1.md").write_text(CLUSTERS["baking"], encoding="utf-8")
-    with Vault(root, db=db, embedder="fake") as vault:
-        vault.index()
-        assert clusters(vault.ranking(), "garden/garden 1.md") == {"baking"}
-    assert builds == [1]
+        key = snapshot.state_key(vault.store, vault.config, vault.store.get_meta("embedder"))
+        assert snapshot.load(snapshot_path(db), key, vault.config) is None  # an edit does change it
 
 
 def mapped_kb(path) -> int:

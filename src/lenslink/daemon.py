@@ -170,6 +170,7 @@ class Service:
         self.state.phase = "stopping"
         self.stop_event.set()
         self.queue.wake()
+        snapshot.cancel_builds()  # a snapshot being built in a child: stopped, not awaited
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout)

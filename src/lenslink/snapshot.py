@@ -1,16 +1,20 @@
 """The ranking snapshot on disk, next to the database: a restart of the daemon or a CLI
 call on an unchanged vault loads it in a fraction of a second instead of building it.
 
-The file starts with a key computed from the store (every note's content hash and
-parser signature, the lens signatures, vector count, embedder and lenslink version); a
-file whose key differs from the store's is ignored and replaced. The rankers are not in
+The file starts with a key computed from the store (when each note was last stored and
+its parser signature, the lens signatures, vector count, embedder and lenslink version); a
+file whose key differs from the store's is not loaded as it is. When only notes differ
+(the same `base_key`), it was built with every vector present, and few notes changed
+since, it is loaded and brought up to date from those notes (`load_stale` and
+`changed_since`; the daemon restarted after edits), else built again. The rankers are not in
 it: they are read from the store on every load (`VaultIndex.with_models`), so training
 does not make the snapshot stale.
 It is written atomically and only by lenslink, in the user's data folder; a damaged or
 unreadable file is ignored (the snapshot is then built from the store).
 
-Layout: the key line, a JSON line with the sizes, the pickled index (protocol 5) and,
-each aligned to 64 bytes, the raw bytes of its numpy arrays, pickled out of band. A load
+Layout: the key line, a JSON line with the sizes and the facts `load_stale` checks, the
+pickled index (protocol 5), each aligned to 64 bytes, the raw bytes of its numpy arrays,
+pickled out of band, and when each of its notes was stored (float64). A load
 maps the file copy-on-write and the arrays use the mapped bytes where they lie: loading
 costs what the Python objects cost (the vectors are hundreds of MB at 100,000 notes),
 the pages are read as queries touch them, and the few rows an update writes are copied.
@@ -29,18 +33,20 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, lexical, rank
+from . import index as index_mod
 from .errors import StoreError
 from .lenses import VaultConfig
 from .rank import VaultIndex
 from .store import Store
 
 log = logging.getLogger("lenslink.snapshot")
-FORMAT = 7
+FORMAT = 8
 ALIGN = 64
 MAGIC = b"lenslink-snapshot\n"
 
@@ -54,14 +60,19 @@ def path_for(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".snapshot")
 
 
-def state_key(store: Store, config: VaultConfig, embedder_id: str) -> str:
-    """A hash of everything the ranking snapshot is built from."""
-    h = hashlib.sha256(json.dumps([
+def base_key(store: Store, config: VaultConfig, embedder_id: str) -> str:
+    """A hash of what the snapshot is built from besides the notes and their vectors."""
+    return hashlib.sha256(json.dumps([
         FORMAT, __version__, embedder_id, store.get_meta("boilerplate") or "",
         lexical.MAX_QUERY_TERMS, lexical.MAX_QUERY_POSTINGS,  # the calibrators were fitted on such scores
         rank.SKETCH_MIN_NOTES, rank.SKETCH_DIM,
         [(lens.name, lens.signature) for lens in config.lenses],
-    ]).encode())
+    ]).encode()).hexdigest()
+
+
+def state_key(store: Store, config: VaultConfig, embedder_id: str) -> str:
+    """A hash of everything the ranking snapshot is built from."""
+    h = hashlib.sha256(base_key(store, config, embedder_id).encode())
     # indexed_at changes whenever a note is stored again, not when only bytes that lenslink
     # does not read changed (its own block written back: `touch_note` updates content_hash)
     for path, stored, signature in store.db.execute(
@@ -89,8 +100,19 @@ def _aligned(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
-def save(index, key: str, path: Path) -> None:
-    """Write the snapshot (without its per-query caches) atomically; errors are logged."""
+def facts(store: Store, config: VaultConfig, embedder_id: str, index) -> dict:
+    """What `load_stale` needs to know of the store's state when `index` was loaded from
+    it: its base key, the active lenses, whether every text had its vector, and when each
+    of the index's notes was stored (aligned with `index.notes`)."""
+    active, complete = index_mod.recorded_state(store, config)
+    stored = store.stored_times()
+    return {"base": base_key(store, config, embedder_id), "active": active, "complete": complete,
+            "stored_at": np.array([stored.get(n.path, -1.0) for n in index.notes], dtype=np.float64)}
+
+
+def save(index, key: str, path: Path, known: dict | None = None) -> None:
+    """Write the snapshot (without its per-query caches) atomically; errors are logged.
+    `known`: its `facts`, without which it is never brought up to date."""
     tmp = None
     try:
         # a unique name: the daemon's worker and trainer threads may save at once
@@ -100,8 +122,13 @@ def save(index, key: str, path: Path) -> None:
         buffers: list[pickle.PickleBuffer] = []
         data = pickle.dumps(index.without_caches(), protocol=5, buffer_callback=buffers.append)
         views = [b.raw() for b in buffers]
-        head = MAGIC + key.encode("ascii") + b"\n" + json.dumps(
-            {"pickle": len(data), "buffers": [v.nbytes for v in views]}).encode() + b"\n"
+        sizes = {"pickle": len(data), "buffers": [v.nbytes for v in views]}
+        if known is not None:
+            stored_at = np.ascontiguousarray(known["stored_at"], dtype=np.float64)
+            sizes["facts"] = {k: v for k, v in known.items() if k != "stored_at"}
+            sizes["stored_at"] = stored_at.nbytes
+            views.append(memoryview(stored_at).cast("B"))
+        head = MAGIC + key.encode("ascii") + b"\n" + json.dumps(sizes).encode() + b"\n"
         with open(tmp, "wb") as out:
             out.write(head)
             for chunk in (data, *views):
@@ -119,10 +146,37 @@ def save(index, key: str, path: Path) -> None:
 def load(path: Path, key: str, config: VaultConfig):
     """The snapshot saved under `key`, with the current config's lenses; None if there
     is none, it is for another state, or it cannot be read."""
+    found = _read(path, key, config)
+    return None if found is None else found[0]
+
+
+def load_stale(path: Path, base: str, config: VaultConfig):
+    """(index, facts) of a snapshot saved with `facts` under this base key whatever its
+    state key, else None; `facts["stored_at"]` is a numpy array again."""
+    found = _read(path, None, config)
+    if found is None or found[1] is None or found[1].get("base") != base:
+        return None
+    return found
+
+
+def changed_since(index, stored_at: np.ndarray, store: Store) -> list[str]:
+    """Paths of the notes added, removed or stored again since `index` was loaded from
+    the store (`stored_at`: when each of its notes had been stored then)."""
+    then = {n.path: t for n, t in zip(index.notes, stored_at.tolist())}
+    now = store.stored_times()
+    return sorted({p for p, t in now.items() if then.get(p) != t} | (then.keys() - now.keys()))
+
+
+def _read(path: Path, key: str | None, config: VaultConfig):
+    """(index, facts or None) from the file if its key is `key` (any key: None)."""
     try:
         with open(path, "rb") as f:
-            if f.readline() != MAGIC or f.readline().rstrip(b"\n") != key.encode("ascii"):
+            if f.readline() != MAGIC:
                 return None
+            if key is not None and f.readline().rstrip(b"\n") != key.encode("ascii"):
+                return None
+            if key is None:
+                f.readline()
             sizes = json.loads(f.readline())
             pos = _aligned(f.tell())
             whole = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
@@ -135,6 +189,12 @@ def load(path: Path, key: str, config: VaultConfig):
                 raise ValueError("the file is shorter than its header says")
             buffers.append(mapped[pos:pos + n])
             pos = _aligned(pos + n)
+        known = sizes.get("facts")
+        if known is not None:
+            n = sizes["stored_at"]
+            if pos + n > len(mapped):
+                raise ValueError("the file is shorter than its header says")
+            known = {**known, "stored_at": np.frombuffer(mapped[pos:pos + n], dtype=np.float64).copy()}
         with _no_gc():
             index = pickle.loads(data, buffers=buffers)
     except FileNotFoundError:
@@ -144,7 +204,7 @@ def load(path: Path, key: str, config: VaultConfig):
         return None
     index = index.with_config(config)
     index.mapped = whole
-    return index
+    return index, known
 
 
 def release_pages(index) -> int:
@@ -201,19 +261,40 @@ def build_apart(db_path: Path, config: VaultConfig, embedder_id: str, key: str) 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (where, os.environ.get("PYTHONPATH")) if p)}
     try:
-        child = subprocess.run([sys.executable, "-c", "from lenslink.snapshot import _child; _child()"],
-                               input=job, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        child = subprocess.Popen([sys.executable, "-c", _CHILD],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, env=env)
     except OSError as exc:
         log.warning("cannot start a child process to build the ranking snapshot (%s); "
                     "building it here", exc)
         return False
+    with _building_lock:
+        _building.add(child)
+    try:
+        _, err = child.communicate(job)
+    finally:
+        with _building_lock:
+            _building.discard(child)
     if child.returncode < 0:
         raise StoreError(f"building the ranking snapshot was interrupted (signal {-child.returncode})")
     if child.returncode != 0:
-        last = child.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        last = err.decode("utf-8", "replace").strip().splitlines()[-1:]
         log.warning("building the ranking snapshot in a child process failed (exit code %s%s); "
                     "building it here", child.returncode, f": {last[0]}" if last else "")
     return child.returncode == 0
+
+
+def cancel_builds() -> None:
+    """Stop the children `build_apart` is waiting for (their callers raise StoreError):
+    a daemon asked to stop does not wait for a build of minutes."""
+    with _building_lock:
+        for child in _building:
+            child.terminate()
+
+
+_CHILD = "from lenslink.snapshot import _child; _child()"
+_building: set[subprocess.Popen] = set()
+_building_lock = threading.Lock()
 
 
 def _child() -> None:
@@ -225,7 +306,7 @@ def _build(db_path: str, config: VaultConfig, embedder_id: str, key: str) -> Non
     store = Store.open(Path(db_path))
     try:
         index = VaultIndex.load(store, config, embedder_id)
-        save(index, key, path_for(Path(db_path)))
+        save(index, key, path_for(Path(db_path)), facts(store, config, embedder_id, index))
         index.reader.close()
     finally:
         store.close()

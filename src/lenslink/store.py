@@ -303,6 +303,10 @@ class Store:
                 del cache[path]
         return [cache[s[0]][1] for s in states if s[0] in cache]
 
+    def stored_times(self) -> dict[str, float]:
+        """{path: when the note was last stored (`put_note`; a touch does not count)}."""
+        return dict(self.db.execute("SELECT path, indexed_at FROM notes").fetchall())
+
     def lens_bits(self, signature: str, lenses: int) -> tuple[int, int]:
         """(source, candidate) bit masks: bit i is set when some note stored under
         `signature` is a source (candidate) of lens i. One query per bit, each stopping at

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from .lenses import VaultConfig, load_config
 from .notes import Resolver
 from .rank import Related, VaultIndex
 from .store import Reader, Store
+
+log = logging.getLogger("lenslink.vault")
 
 
 # `refresh(changed)` updates the snapshot in place of a full load until this many notes
@@ -114,16 +117,36 @@ class Vault:
         key = snapshot.state_key(self.store, self.config, embedder_id)
         where = snapshot.path_for(self.db_path)
         index = snapshot.load(where, key, self.config)
+        if index is None:
+            index = self._brought_up_to_date(where, embedder_id)
         if index is None and self.build_apart and self.store.note_count() >= snapshot.APART_MIN_NOTES \
                 and snapshot.build_apart(self.db_path, self.config, embedder_id, key):
             index = snapshot.load(where, key, self.config)
         if index is None:
             index = VaultIndex.load(self.store, self.config, embedder_id, self.reader)
-            snapshot.save(index, key, where)
+            snapshot.save(index, key, where, snapshot.facts(self.store, self.config, embedder_id, index))
         # rankers are not in the snapshot: training does not make it stale
         index = index.with_models(VaultIndex.stored_models(self.store, self.config, embedder_id))
         index.reader = self.reader  # one pool per vault (a loaded snapshot's names the file it was saved beside)
         return index
+
+    def _brought_up_to_date(self, where: Path, embedder_id: str) -> VaultIndex | None:
+        """The saved snapshot of an earlier state, updated from the notes stored since
+        (as the daemon updates its own), when only notes changed, few of them, and no
+        vector was missing then or is now; else None (a full load follows)."""
+        found = snapshot.load_stale(where, snapshot.base_key(self.store, self.config, embedder_id),
+                                    self.config)
+        if found is None:
+            return None
+        index, known = found
+        active, complete = index_mod.recorded_state(self.store, self.config)
+        if not (known["complete"] and complete and known["active"] == active):
+            return None
+        changed = snapshot.changed_since(index, known["stored_at"], self.store)
+        if len(changed) > max(PATCH_MIN, PATCH_SHARE * len(index.row)):
+            return None
+        log.info("ranking snapshot brought up to date from %d changed notes", len(changed))
+        return index.updated(self.store, embedder_id, changed) if changed else index
 
     def ranking(self) -> VaultIndex:
         return self._index if self._index is not None else self.refresh()
