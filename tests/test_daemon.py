@@ -121,6 +121,30 @@ def test_write_policy_auto_writes_only_the_edited_note_once_quiet(vault, fake_em
     assert (vault / "bread-0.md").read_bytes() == data and daemon.state.written == 1
 
 
+def test_an_edit_stored_by_a_sync_that_failed_later_still_gets_its_auto_write(
+        vault, fake_embedder, start_daemon, monkeypatch):
+    # the edit is committed, then the sync fails (embedding): the next sync finds nothing
+    # new to store, yet the edited note is refreshed and written once quiet
+    daemon = start_daemon(indexed_vault(vault), write_policy="auto", quiet=0.2)
+    monkeypatch.setattr(daemon_mod, "RETRY_MIN", 0.3)
+    writes = record_writes(daemon)
+    real = fake_embedder.embed_batch
+    failing = [True]
+
+    def embed_batch(texts):
+        if failing[0]:
+            failing[0] = False
+            raise RuntimeError("embedder crashed")
+        return real(texts)
+    monkeypatch.setattr(fake_embedder, "embed_batch", embed_batch)
+    append(vault / "bread-0.md", "more about rye and caraway\n")
+    wait_for(lambda: writes, message="the auto write after the failed sync")
+    assert writes == [("bread-0.md", ["written"])]
+    assert START in (vault / "bread-0.md").read_text(encoding="utf-8")
+    assert "caraway" in daemon.service.vault.ranking().query_texts(
+        [daemon.service.vault.ranking().row["bread-0.md"]])[0]
+
+
 def test_auto_does_not_write_while_edits_keep_coming(vault, fake_embedder, start_daemon):
     daemon = start_daemon(indexed_vault(vault), write_policy="auto", quiet=0.3, debounce=0.1)
     writes = record_writes(daemon)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as paths
+from . import index as index_mod
 from . import snapshot
 from .errors import ConfigError, LenslinkError, NotReady
 from .notes import is_note_path
@@ -147,7 +148,7 @@ class Service:
         self.stop_event = threading.Event()
         self.state = DaemonState()
         self._retry_delay = RETRY_MIN
-        self._unsynced: dict | None = None    # note states before a sync that failed
+        self._unsynced: dict | None = None    # content hashes from before a sync that failed
         self._last_use: float | None = None   # when a query, sync or write last ranked
         self._rebuild = False
         self._observer = None
@@ -245,18 +246,33 @@ class Service:
         self.state.phase = "indexing"
         try:
             with self.lock:
-                # after a failed sync, compare with the states from before it: the notes it
-                # stored are still edits that need their auto write
-                if self._unsynced is None:
-                    self._unsynced = self.vault.store.note_states()
-                before = self._unsynced
-                report = self.vault.index(rebuild=rebuild, paths=changed, progress=self._progress,
-                                          verify=verify)
-                after = self.vault.store.note_states()
+                store = self.vault.store
+                # Content hashes before the sync (what it found stored; a rebuild resets
+                # the store first), compared with those of the notes it stored or touched.
+                # A failed sync's are kept: the notes it stored are still edits that need
+                # their auto write, found by comparing every note the next time.
+                report = index_mod.SyncReport()
+                before = store.content_hashes() if rebuild else None
+                try:
+                    self.vault.index(rebuild=rebuild, paths=changed, progress=self._progress,
+                                     verify=verify, report=report)
+                except BaseException:
+                    if self._unsynced is None:
+                        self._unsynced = before if before is not None else \
+                            {p: s[0] for p, s in report.known.items()}
+                    raise
+                if before is None:
+                    before = {p: s[0] for p, s in report.known.items()}
+                if self._unsynced is not None:
+                    before = {**before, **self._unsynced}
+                full = rebuild or self._unsynced is not None  # every note compared
+                after = store.content_hashes(None if full else {*report.changed, *report.touched})
+                gone = set(report.removed) | (before.keys() - after.keys() if full else set())
+                edited = self._edited(before, after) | gone
                 if rebuild or not self.vault.loaded:
                     self.vault.refresh()
                 else:  # only what changed (our own block writes change nothing)
-                    self.vault.refresh(sorted(self._edited(before, after) | set(report.embedded_paths)))
+                    self.vault.refresh(sorted(edited | set(report.embedded_paths)))
                 self._train_if_links_grew()
             self._unsynced = None
             self._used()
@@ -269,7 +285,7 @@ class Service:
             for path, problem in report.problems:
                 log.warning("%s%s", f"{path}: " if path else "", problem)
             if self.write_policy == "auto":
-                self._schedule_writes(before, after)
+                self._schedule_writes(edited - gone, gone)
         except Cancelled:
             log.info("stopping: abandoned the current batch (what was stored is kept)")
         except LenslinkError as exc:
@@ -346,23 +362,21 @@ class Service:
         except LenslinkError:
             pass
 
-    def _schedule_writes(self, before: dict, after: dict) -> None:
-        """In auto mode, a note whose content changed gets its own block rewritten once it
-        has been quiet for `quiet` seconds; our own writes do not count as changes."""
+    def _schedule_writes(self, edited: set[str], gone: set[str]) -> None:
+        """In auto mode, a note whose content changed (`edited`, our own writes left out)
+        gets its own block rewritten once it has been quiet for `quiet` seconds."""
         due = time.monotonic() + self.quiet
-        for path in self._edited(before, after) & set(after):
+        for path in edited:
             self.state.pending_writes[path] = due
-        for path in list(self.state.pending_writes):
-            if path not in after:
-                del self.state.pending_writes[path]
+        for path in gone:
+            self.state.pending_writes.pop(path, None)
 
-    def _edited(self, before: dict, after: dict) -> set[str]:
-        """Notes added, changed or deleted between two `note_states`, our own block
-        writes left out."""
+    def _edited(self, before: dict[str, str], after: dict[str, str]) -> set[str]:
+        """Notes added or changed between two `content_hashes`, our own block writes
+        left out."""
         store = self.vault.store
-        return {p for p in set(before) | set(after)
-                if before.get(p, (None,))[0] != after.get(p, (None,))[0]
-                and not (p in after and store.written_hash(p) == after[p][0])}
+        return {p for p, h in after.items()
+                if before.get(p) != h and store.written_hash(p) != h}
 
     def _write_due(self) -> None:
         now = time.monotonic()

@@ -51,6 +51,11 @@ class SyncReport:
     removed: list[str] = field(default_factory=list)   # notes gone from the vault
     relinked: bool = False  # every note's links were resolved again (the set of notes changed)
     embedded_paths: list[str] = field(default_factory=list)  # notes with a text embedded now
+    touched: list[str] = field(default_factory=list)  # bytes changed, nothing lenslink reads did
+    # {path: (content_hash, mtime_ns, size, signature)} as stored before this sync stored
+    # anything (after the reset of a rebuild): set first, so a caller has it even when the
+    # sync fails half way
+    known: dict = field(default_factory=dict, repr=False)
 
 
 def text_hash(text: str) -> str:
@@ -86,13 +91,14 @@ def lens_chunks(note, lenses: tuple[Lens, ...]) -> list[tuple[str, int, str, str
 def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bool = False,
          paths: list[str] | None = None, progress: Progress | None = None,
          make_rewriter: Callable[[RewriteSettings], Rewriter] = Rewriter.from_settings,
-         verify: bool = False) -> SyncReport:
+         verify: bool = False, report: SyncReport | None = None) -> SyncReport:
     """Bring the store up to date with the vault (all of it, or only `paths`).
 
     A note whose size and modification time are as stored is not read (the fast path
     of a restart); `verify` reads and hashes every note anyway, which catches a change
-    whose modification time was restored (some sync and backup tools do that)."""
-    report = SyncReport()
+    whose modification time was restored (some sync and backup tools do that).
+    `report`: the report to fill in (the caller keeps what a failed sync did)."""
+    report = report if report is not None else SyncReport()
     progress = progress or (lambda stage, done, total: None)
     if rebuild:
         store.reset()
@@ -105,7 +111,7 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     report.problems += list(scan.problems)  # (path, message) pairs already
     report.scanned = len(found)
     store.clear_failures(keep=found)  # a failed note that is gone has no problem any more
-    known = store.note_states()
+    known = report.known = store.note_states()
     gone = set(known) - set(found)
     old_hashes = store.chunk_hashes(gone) if gone else set()  # vectors that may be unused now
     # What a finished sync vouches for, cleared until this one finishes: a sync that is
@@ -249,6 +255,8 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
         # only bytes that lenslink does not read changed (e.g. the block, written by the
         # plugin or another computer): nothing downstream changes, nothing is re-ranked
         store.touch_note(rel, note.mtime_ns, note.size, note.content_hash)
+        if known[0] != note.content_hash:
+            report.touched.append(rel)
         if not force:  # (a note read again for boilerplate was counted already)
             report.unchanged += 1
         return False

@@ -75,11 +75,14 @@ def state_key(store: Store, config: VaultConfig, embedder_id: str) -> str:
     h = hashlib.sha256(base_key(store, config, embedder_id).encode())
     # indexed_at changes whenever a note is stored again, not when only bytes that lenslink
     # does not read changed (its own block written back: `touch_note` updates content_hash)
-    for path, stored, signature in store.db.execute(
-            "SELECT path, indexed_at, signature FROM notes ORDER BY path"):
-        h.update(f"{path}\0{stored!r}\0{signature}\n".encode("utf-8", "surrogatepass"))
-    h.update(repr(store.db.execute("SELECT count(*) FROM vectors WHERE embedder=?",
-                                   [embedder_id]).fetchone()).encode())
+    rows = store.db.execute("SELECT path, indexed_at, signature FROM notes ORDER BY path").fetchall()
+    h.update("".join(f"{path}\0{stored!r}\0{signature}\n" for path, stored, signature in rows)
+             .encode("utf-8", "surrogatepass"))
+    # Vectors added since (texts that were waiting for theirs): the newest row id grows
+    # with every insert. (A count took 0.3 s at 100,000 notes. Vectors are only deleted
+    # when no chunk uses them any more, i.e. after a note was stored again, which the
+    # notes' times above already show.)
+    h.update(repr(store.db.execute("SELECT max(rowid) FROM vectors").fetchone()).encode())
     return h.hexdigest()
 
 

@@ -212,6 +212,12 @@ class Store:
         rows = self.db.execute("SELECT path, content_hash, mtime_ns, size, signature FROM notes")
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
+    def content_hashes(self, paths: Iterable[str] | None = None) -> dict[str, str]:
+        """{path: content_hash} of every note (or of those of `paths` that exist)."""
+        if paths is None:
+            return dict(self.db.execute("SELECT path, content_hash FROM notes").fetchall())
+        return dict(_select_in(self.db, "SELECT path, content_hash FROM notes WHERE path IN", paths))
+
     def put_note(self, row: NoteRow, lex_text: str, query_text: str,
                  chunks: Iterable[tuple[str, int, str, str, str | None]],
                  line_keys: bytes = b"", lens_masks: tuple[int, int] | None = None) -> None:

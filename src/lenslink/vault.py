@@ -85,13 +85,15 @@ class Vault:
 
     # -- indexing -----------------------------------------------------------------
     def index(self, rebuild: bool = False, paths: list[str] | None = None,
-              progress=None, verify: bool = False) -> index_mod.SyncReport:
+              progress=None, verify: bool = False,
+              report: index_mod.SyncReport | None = None) -> index_mod.SyncReport:
         """Incremental sync of the vault into the store (everything with rebuild).
 
         The ranking in memory stays as it was until `refresh()` (the daemon keeps
         answering from it while it indexes)."""
         report = index_mod.sync(self.root, self.config, self.store, self.embedder,
-                                rebuild=rebuild, paths=paths, progress=progress, verify=verify)
+                                rebuild=rebuild, paths=paths, progress=progress, verify=verify,
+                                report=report)
         self.store.set_meta("indexed_at", str(time.time()))
         if paths is None and (verify or self.store.get_meta("verified_at") is None):
             self.store.set_meta("verified_at", str(time.time()))  # every note was seen
