@@ -393,10 +393,19 @@ def test_a_restart_after_a_few_edits_brings_the_saved_snapshot_up_to_date(tiny_v
         assert index.links["travel/new trip.md"] == ("travel/travel 1.md",)
         for note in index.lens_notes("topic"):  # ranks as the updates of a running daemon do
             assert "server/server 2.md" not in paths(index.related(note, "topic", 5))
-    assert snapshot_path(db).read_bytes() == saved  # the file itself is left as it was
-    # a vector missing when the snapshot was saved: it is built again instead
+        key = snapshot.state_key(vault.store, vault.config, vault.store.get_meta("embedder"))
+        expected = {n: paths(index.related(n, "topic", 5)) for n in index.lens_notes("topic")}
+    # saved as it was brought up to date: the next start loads it as it is, same rankings
+    assert snapshot_path(db).read_bytes() != saved
+    with Vault(root, db=db, embedder="fake") as vault:
+        again = snapshot.load(snapshot_path(db), key, vault.config)
+        assert again is not None and "server/server 2.md" not in again.row
+        assert {n: paths(vault.related(n, "topic", 5)) for n in again.lens_notes("topic")} == expected
+    assert builds == []
+    # a note stored again while a vector is missing: it is built again instead
     conn = sqlite3.connect(str(db))
     conn.execute("UPDATE meta SET value='' WHERE key='embedded_all'")
+    conn.execute("UPDATE notes SET indexed_at=indexed_at+1 WHERE path='garden/garden 1.md'")
     conn.commit()
     conn.close()
     with Vault(root, db=db, embedder="fake") as vault:

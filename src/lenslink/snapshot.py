@@ -165,7 +165,7 @@ def load_stale(path: Path, base: str, config: VaultConfig):
 def changed_since(index, stored_at: np.ndarray, store: Store) -> list[str]:
     """Paths of the notes added, removed or stored again since `index` was loaded from
     the store (`stored_at`: when each of its notes had been stored then)."""
-    then = {n.path: t for n, t in zip(index.notes, stored_at.tolist())}
+    then = {n.path: t for n, t in zip(index.notes, stored_at.tolist()) if n.path in index.row}
     now = store.stored_times()
     return sorted({p for p, t in now.items() if then.get(p) != t} | (then.keys() - now.keys()))
 

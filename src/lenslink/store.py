@@ -93,6 +93,12 @@ MIGRATIONS = [
     ALTER TABLE notes ADD COLUMN source_lenses INTEGER;
     ALTER TABLE notes ADD COLUMN candidate_lenses INTEGER;
     """,
+    # 8: what a sync and the snapshot key read of every note, without the rows' texts
+    # (at 100,000 notes a scan of the table reads its lex and query texts: 0.5 s)
+    """
+    CREATE INDEX IF NOT EXISTS notes_state
+        ON notes (path, content_hash, mtime_ns, size, signature, indexed_at);
+    """,
 ]
 MASK_LENSES = 62  # lens bit masks fit SQLite's signed 64-bit integers up to this many
 PENDING = ""  # chunks.text_hash of a chunk whose rewrite is not known yet

@@ -121,6 +121,8 @@ class Vault:
         index = snapshot.load(where, key, self.config)
         if index is None:
             index = self._brought_up_to_date(where, embedder_id)
+            if index is not None:  # saved as it is now: the next start loads it as it is
+                snapshot.save(index, key, where, snapshot.facts(self.store, self.config, embedder_id, index))
         if index is None and self.build_apart and self.store.note_count() >= snapshot.APART_MIN_NOTES \
                 and snapshot.build_apart(self.db_path, self.config, embedder_id, key):
             index = snapshot.load(where, key, self.config)
