@@ -138,8 +138,9 @@ def test_an_edit_stored_by_a_sync_that_failed_later_still_gets_its_auto_write(
         return real(texts)
     monkeypatch.setattr(fake_embedder, "embed_batch", embed_batch)
     append(vault / "bread-0.md", "more about rye and caraway\n")
-    wait_for(lambda: writes, message="the auto write after the failed sync")
-    assert writes == [("bread-0.md", ["written"])]
+    (vault / "bread-new.md").write_text(note_text("bread", 99), encoding="utf-8")  # and a new note
+    wait_for(lambda: len(writes) == 2, message="the auto writes after the failed sync")
+    assert sorted(writes) == [("bread-0.md", ["written"]), ("bread-new.md", ["written"])]
     assert START in (vault / "bread-0.md").read_text(encoding="utf-8")
     assert "caraway" in daemon.service.vault.ranking().query_texts(
         [daemon.service.vault.ranking().row["bread-0.md"]])[0]

@@ -173,30 +173,33 @@ def test_a_script_without_a_main_guard_builds_in_a_child_too(tiny_vault, tmp_pat
     assert "failed" not in done.stderr and snapshot.path_for(db).exists()
 
 
-def test_a_build_in_a_child_is_stopped_by_cancel_builds(tmp_path, monkeypatch):
-    # what a daemon asked to stop does: it does not wait minutes for the child
+def test_a_build_in_a_child_stops_when_its_stop_event_is_set(tmp_path, monkeypatch):
+    # what a daemon asked to stop does: it does not wait minutes for the child, and
+    # starts no other one afterwards
     import threading
     import time
     from lenslink.errors import StoreError
     from lenslink.lenses import DEFAULT_LENSES, VaultConfig
-    monkeypatch.setattr(snapshot, "_CHILD", "import time; time.sleep(60)")
-    outcome = []
+    monkeypatch.setattr(snapshot, "_CHILD", "import sys, time; sys.stdin.read(); time.sleep(60)")
+    stop, outcome = threading.Event(), []
 
     def build():
         try:
-            outcome.append(snapshot.build_apart(tmp_path / "index.db", VaultConfig(DEFAULT_LENSES), "fake", "k"))
+            outcome.append(snapshot.build_apart(tmp_path / "index.db", VaultConfig(DEFAULT_LENSES),
+                                                "fake", "k", stop))
         except StoreError as exc:
             outcome.append(exc)
     thread = threading.Thread(target=build)
     started = time.monotonic()
     thread.start()
-    while not snapshot._building and time.monotonic() - started < 10:
-        time.sleep(0.01)
-    snapshot.cancel_builds()
+    time.sleep(1.0)
+    assert thread.is_alive()  # the child sleeps
+    stop.set()
     thread.join(20)
-    assert not thread.is_alive() and time.monotonic() - started < 20
+    assert not thread.is_alive() and time.monotonic() - started < 15
     assert len(outcome) == 1 and isinstance(outcome[0], StoreError) and "interrupted" in str(outcome[0])
-    assert not snapshot._building
+    with pytest.raises(StoreError, match="stopping"):
+        snapshot.build_apart(tmp_path / "index.db", VaultConfig(DEFAULT_LENSES), "fake", "k", stop)
 
 
 def test_a_failed_child_build_says_so(tmp_path, caplog):
@@ -457,6 +460,7 @@ def test_released_pages_are_mapped_again_and_updated_rows_survive(tiny_vault, tm
         assert index.mapped is not None  # loaded from the file
         notes = index.lens_notes("topic")
         before = {n: paths(vault.related(n, "topic")) for n in notes}
+        view = index.views["topic"]
         assert mapped_kb(snapshot_path(db)) > 0
         assert snapshot.release_pages(index) > 0
         assert mapped_kb(snapshot_path(db)) == 0
@@ -468,7 +472,11 @@ def test_released_pages_are_mapped_again_and_updated_rows_survive(tiny_vault, tm
         assert updated.mapped is index.mapped
         after = {n: paths(vault.related(n, "topic")) for n in notes}
         assert clusters(updated, "garden/garden 0.md") == {"baking"}
+        view = updated.views["topic"]
+        i = view.position[updated.row["garden/garden 0.md"]]
+        written = [view.raw[i].tobytes(), view.centring[i].tobytes()]
         assert snapshot.release_pages(updated) > 0
+        assert [view.raw[i].tobytes(), view.centring[i].tobytes()] == written
         assert {n: paths(vault.related(n, "topic")) for n in notes} == after
         assert clusters(updated, "garden/garden 0.md") == {"baking"}
 

@@ -146,6 +146,7 @@ class Service:
         self.watch = watch
         self.queue = ChangeQueue()
         self.stop_event = threading.Event()
+        self.vault.stop_builds = self.stop_event  # a snapshot being built is stopped with it
         self.state = DaemonState()
         self._retry_delay = RETRY_MIN
         self._unsynced: dict | None = None    # content hashes from before a sync that failed
@@ -171,7 +172,6 @@ class Service:
         self.state.phase = "stopping"
         self.stop_event.set()
         self.queue.wake()
-        snapshot.cancel_builds()  # a snapshot being built in a child: stopped, not awaited
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout)
@@ -252,28 +252,31 @@ class Service:
                 # A failed sync's are kept: the notes it stored are still edits that need
                 # their auto write, found by comparing every note the next time.
                 report = index_mod.SyncReport()
-                before = store.content_hashes() if rebuild else None
+                prior = store.content_hashes() if rebuild else None
                 try:
                     self.vault.index(rebuild=rebuild, paths=changed, progress=self._progress,
                                      verify=verify, report=report)
+                    if prior is None:
+                        prior = {p: s[0] for p, s in report.known.items()}
+                    recovering = self._unsynced is not None
+                    before = self._unsynced if recovering else prior
+                    full = rebuild or recovering  # every note compared
+                    after = store.content_hashes(None if full else {*report.changed, *report.touched})
+                    gone = set(report.removed) | (before.keys() - after.keys() if full else set())
+                    edited = self._edited(before, after) | gone
+                    if rebuild or not self.vault.loaded:
+                        self.vault.refresh()
+                    else:  # only what changed (our own block writes change nothing)
+                        self.vault.refresh(sorted(edited | set(report.embedded_paths)))
+                    self._train_if_links_grew()
                 except BaseException:
+                    # the states from before the first failed sync, if it got to read them
+                    # (before that it stored nothing)
                     if self._unsynced is None:
-                        self._unsynced = before if before is not None else \
-                            {p: s[0] for p, s in report.known.items()}
+                        if prior is None and report.known is not None:
+                            prior = {p: s[0] for p, s in report.known.items()}
+                        self._unsynced = prior
                     raise
-                if before is None:
-                    before = {p: s[0] for p, s in report.known.items()}
-                if self._unsynced is not None:
-                    before = {**before, **self._unsynced}
-                full = rebuild or self._unsynced is not None  # every note compared
-                after = store.content_hashes(None if full else {*report.changed, *report.touched})
-                gone = set(report.removed) | (before.keys() - after.keys() if full else set())
-                edited = self._edited(before, after) | gone
-                if rebuild or not self.vault.loaded:
-                    self.vault.refresh()
-                else:  # only what changed (our own block writes change nothing)
-                    self.vault.refresh(sorted(edited | set(report.embedded_paths)))
-                self._train_if_links_grew()
             self._unsynced = None
             self._used()
             self.state.last_sync = time.time()
@@ -319,6 +322,7 @@ class Service:
             with Vault(self.vault.root, db=self.vault.db_path,
                        embedder=self.vault.embedder_name) as vault:
                 vault.build_apart = self.vault.build_apart  # a snapshot it needs: in a child
+                vault.stop_builds = self.stop_event
                 reports = vault.train(check=self._check_stop)
             self.state.last_training = {"at": time.time(), "seconds": round(time.monotonic() - started, 1),
                                         "reports": reports}

@@ -55,7 +55,7 @@ class SyncReport:
     # {path: (content_hash, mtime_ns, size, signature)} as stored before this sync stored
     # anything (after the reset of a rebuild): set first, so a caller has it even when the
     # sync fails half way
-    known: dict = field(default_factory=dict, repr=False)
+    known: dict | None = field(default=None, repr=False)
 
 
 def text_hash(text: str) -> str:

@@ -103,12 +103,12 @@ def _aligned(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
-def facts(store: Store, config: VaultConfig, embedder_id: str, index) -> dict:
+def facts(store: Store, config: VaultConfig, embedder_id: str, index, stored: dict[str, float]) -> dict:
     """What `load_stale` needs to know of the store's state when `index` was loaded from
     it: its base key, the active lenses, whether every text had its vector, and when each
-    of the index's notes was stored (aligned with `index.notes`)."""
+    of the index's notes was stored (aligned with `index.notes`; `stored`: the store's
+    `stored_times()` read *before* the load, so a note stored meanwhile shows as changed)."""
     active, complete = index_mod.recorded_state(store, config)
-    stored = store.stored_times()
     return {"base": base_key(store, config, embedder_id), "active": active, "complete": complete,
             "stored_at": np.array([stored.get(n.path, -1.0) for n in index.notes], dtype=np.float64)}
 
@@ -162,11 +162,11 @@ def load_stale(path: Path, base: str, config: VaultConfig):
     return found
 
 
-def changed_since(index, stored_at: np.ndarray, store: Store) -> list[str]:
+def changed_since(index, stored_at: np.ndarray, now: dict[str, float]) -> list[str]:
     """Paths of the notes added, removed or stored again since `index` was loaded from
-    the store (`stored_at`: when each of its notes had been stored then)."""
+    the store (`stored_at`: when each of its notes had been stored then; `now`: the
+    store's `stored_times()`)."""
     then = {n.path: t for n, t in zip(index.notes, stored_at.tolist()) if n.path in index.row}
-    now = store.stored_times()
     return sorted({p for p, t in now.items() if then.get(p) != t} | (then.keys() - now.keys()))
 
 
@@ -238,8 +238,10 @@ def release_pages(index) -> int:
     if len(entries) != pages:
         return 0
     present = (entries >> np.uint64(63)) & np.uint64(1) == 1
+    swapped = (entries >> np.uint64(62)) & np.uint64(1) == 1  # also a page being migrated
     shared = (entries >> np.uint64(61)) & np.uint64(1) == 1  # a file page, not a private copy
-    written = present & ~shared
+    # kept: private copies (what an update wrote), in memory or swapped out
+    written = (present & ~shared) | swapped
     # runs of pages between written ones
     edges = np.flatnonzero(np.diff(np.concatenate([[True], written, [True]]).astype(np.int8)))
     released = 0
@@ -251,53 +253,51 @@ def release_pages(index) -> int:
     return released
 
 
-def build_apart(db_path: Path, config: VaultConfig, embedder_id: str, key: str) -> bool:
+def build_apart(db_path: Path, config: VaultConfig, embedder_id: str, key: str,
+                stop: threading.Event | None = None) -> bool:
     """Build and save the snapshot in a child process, so that the memory a build needs
     is returned with it (the caller then maps the file); whether it ended well. A child
-    killed by a signal (Ctrl-C reaches it too) raises StoreError: no build here then.
+    killed by a signal (Ctrl-C reaches it too), or stopped because `stop` was set (a
+    daemon asked to stop does not wait minutes for it), raises StoreError: no build here.
 
     The child is a fresh interpreter that imports only lenslink (not the caller's main
-    module, which multiprocessing's spawn would run again)."""
+    module, which multiprocessing's spawn would run again), started in the folder this
+    lenslink is imported from (not the caller's, whose files could shadow modules)."""
+    if stop is not None and stop.is_set():
+        raise StoreError("not building the ranking snapshot: stopping")
     job = pickle.dumps((str(db_path), config, embedder_id, key))
-    # this lenslink, wherever it was imported from
     where = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (where, os.environ.get("PYTHONPATH")) if p)}
-    try:
-        child = subprocess.Popen([sys.executable, "-c", _CHILD],
-                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, env=env)
-    except OSError as exc:
-        log.warning("cannot start a child process to build the ranking snapshot (%s); "
-                    "building it here", exc)
-        return False
-    with _building_lock:
-        _building.add(child)
-    try:
-        _, err = child.communicate(job)
-    finally:
-        with _building_lock:
-            _building.discard(child)
+    with tempfile.TemporaryFile() as err:
+        try:
+            child = subprocess.Popen([sys.executable, "-c", _CHILD], cwd=where, stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=err)
+        except OSError as exc:
+            log.warning("cannot start a child process to build the ranking snapshot (%s); "
+                        "building it here", exc)
+            return False
+        try:
+            child.stdin.write(job)
+            child.stdin.close()
+        except OSError:  # it died at once: its exit code says why
+            pass
+        while True:
+            try:
+                child.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if stop is not None and stop.is_set():
+                    child.terminate()
+        err.seek(0)
+        last = err.read().decode("utf-8", "replace").strip().splitlines()[-1:]
     if child.returncode < 0:
         raise StoreError(f"building the ranking snapshot was interrupted (signal {-child.returncode})")
     if child.returncode != 0:
-        last = err.decode("utf-8", "replace").strip().splitlines()[-1:]
         log.warning("building the ranking snapshot in a child process failed (exit code %s%s); "
                     "building it here", child.returncode, f": {last[0]}" if last else "")
     return child.returncode == 0
 
 
-def cancel_builds() -> None:
-    """Stop the children `build_apart` is waiting for (their callers raise StoreError):
-    a daemon asked to stop does not wait for a build of minutes."""
-    with _building_lock:
-        for child in _building:
-            child.terminate()
-
-
 _CHILD = "from lenslink.snapshot import _child; _child()"
-_building: set[subprocess.Popen] = set()
-_building_lock = threading.Lock()
 
 
 def _child() -> None:
@@ -308,8 +308,9 @@ def _child() -> None:
 def _build(db_path: str, config: VaultConfig, embedder_id: str, key: str) -> None:
     store = Store.open(Path(db_path))
     try:
+        stored = store.stored_times()
         index = VaultIndex.load(store, config, embedder_id)
-        save(index, key, path_for(Path(db_path)), facts(store, config, embedder_id, index))
+        save(index, key, path_for(Path(db_path)), facts(store, config, embedder_id, index, stored))
         index.reader.close()
     finally:
         store.close()

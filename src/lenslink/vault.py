@@ -9,6 +9,7 @@ import functools
 import hashlib
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ class Vault:
         self._index: VaultIndex | None = None
         # a long-lived process (the daemon) builds large snapshots in a child process
         self.build_apart = False
+        self.stop_builds: threading.Event | None = None  # set: a build in a child is stopped
 
     def __enter__(self) -> "Vault":
         return self
@@ -120,24 +122,30 @@ class Vault:
         where = snapshot.path_for(self.db_path)
         index = snapshot.load(where, key, self.config)
         if index is None:
-            index = self._brought_up_to_date(where, embedder_id)
+            stored = self.store.stored_times()  # before the load: see snapshot.facts
+            index = self._brought_up_to_date(where, embedder_id, stored)
             if index is not None:  # saved as it is now: the next start loads it as it is
-                snapshot.save(index, key, where, snapshot.facts(self.store, self.config, embedder_id, index))
+                snapshot.save(index, key, where, snapshot.facts(self.store, self.config, embedder_id,
+                                                                index, stored))
         if index is None and self.build_apart and self.store.note_count() >= snapshot.APART_MIN_NOTES \
-                and snapshot.build_apart(self.db_path, self.config, embedder_id, key):
+                and snapshot.build_apart(self.db_path, self.config, embedder_id, key, self.stop_builds):
             index = snapshot.load(where, key, self.config)
         if index is None:
+            stored = self.store.stored_times()
             index = VaultIndex.load(self.store, self.config, embedder_id, self.reader)
-            snapshot.save(index, key, where, snapshot.facts(self.store, self.config, embedder_id, index))
+            snapshot.save(index, key, where, snapshot.facts(self.store, self.config, embedder_id,
+                                                            index, stored))
         # rankers are not in the snapshot: training does not make it stale
         index = index.with_models(VaultIndex.stored_models(self.store, self.config, embedder_id))
         index.reader = self.reader  # one pool per vault (a loaded snapshot's names the file it was saved beside)
         return index
 
-    def _brought_up_to_date(self, where: Path, embedder_id: str) -> VaultIndex | None:
+    def _brought_up_to_date(self, where: Path, embedder_id: str,
+                            stored: dict[str, float]) -> VaultIndex | None:
         """The saved snapshot of an earlier state, updated from the notes stored since
-        (as the daemon updates its own), when only notes changed, few of them, and no
-        vector was missing then or is now; else None (a full load follows)."""
+        (as the daemon updates its own; `stored`: the store's `stored_times()` now),
+        when only notes changed, few of them counting the updates it holds already, and
+        no vector was missing then or is now; else None (a full load follows)."""
         found = snapshot.load_stale(where, snapshot.base_key(self.store, self.config, embedder_id),
                                     self.config)
         if found is None:
@@ -146,8 +154,8 @@ class Vault:
         active, complete = index_mod.recorded_state(self.store, self.config)
         if not (known["complete"] and complete and known["active"] == active):
             return None
-        changed = snapshot.changed_since(index, known["stored_at"], self.store)
-        if len(changed) > max(PATCH_MIN, PATCH_SHARE * len(index.row)):
+        changed = snapshot.changed_since(index, known["stored_at"], stored)
+        if index.patched + len(changed) > max(PATCH_MIN, PATCH_SHARE * len(index.row)):
             return None
         log.info("ranking snapshot brought up to date from %d changed notes", len(changed))
         return index.updated(self.store, embedder_id, changed) if changed else index
