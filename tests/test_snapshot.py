@@ -350,13 +350,19 @@ def test_an_unchanged_vault_loads_its_snapshot_from_disk(tiny_vault, tmp_path, f
     assert builds == []
 
 
-def test_a_changed_vault_or_a_damaged_file_builds_the_snapshot_again(tiny_vault, tmp_path,
-                                                                    fake_embedder, monkeypatch):
-    root = tiny_vault(cluster_notes(linked=False))
+def indexed_and_saved(tiny_vault, tmp_path, linked: bool) -> tuple:
+    """(vault, database) indexed, its snapshot built and saved."""
+    root = tiny_vault(cluster_notes(linked=linked))
     db = tmp_path / "index.db"
     with Vault(root, db=db, embedder="fake") as vault:
         vault.index()
         vault.refresh()
+    return root, db
+
+
+def test_a_changed_vault_or_a_damaged_file_builds_the_snapshot_again(tiny_vault, tmp_path,
+                                                                    fake_embedder, monkeypatch):
+    root, db = indexed_and_saved(tiny_vault, tmp_path, linked=False)
     builds = loads_counted(monkeypatch)
     monkeypatch.setattr(vault_mod, "PATCH_MIN", 0)  # too many changes to bring it up to date
     monkeypatch.setattr(vault_mod, "PATCH_SHARE", 0)
@@ -375,12 +381,8 @@ def test_a_changed_vault_or_a_damaged_file_builds_the_snapshot_again(tiny_vault,
 
 def test_a_restart_after_a_few_edits_brings_the_saved_snapshot_up_to_date(tiny_vault, tmp_path,
                                                                           fake_embedder, monkeypatch):
-    root = tiny_vault(cluster_notes(linked=True))
-    db = tmp_path / "index.db"
-    with Vault(root, db=db, embedder="fake") as vault:
-        vault.index()
-        vault.refresh()
-    saved = snapshot_path(db).read_bytes()
+    root, db = indexed_and_saved(tiny_vault, tmp_path, linked=True)
+    first = snapshot_path(db).read_bytes()
     builds = loads_counted(monkeypatch)
     # edited, added and deleted while no daemon ran
     (root / "garden/garden 0.md").write_text(CLUSTERS["baking"], encoding="utf-8")
@@ -399,7 +401,7 @@ def test_a_restart_after_a_few_edits_brings_the_saved_snapshot_up_to_date(tiny_v
         key = snapshot.state_key(vault.store, vault.config, vault.store.get_meta("embedder"))
         expected = {n: paths(index.related(n, "topic", 5)) for n in index.lens_notes("topic")}
     # saved as it was brought up to date: the next start loads it as it is, same rankings
-    assert snapshot_path(db).read_bytes() != saved
+    assert snapshot_path(db).read_bytes() != first
     with Vault(root, db=db, embedder="fake") as vault:
         again = snapshot.load(snapshot_path(db), key, vault.config)
         assert again is not None and "server/server 2.md" not in again.row
