@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from daemon_helpers import (make_notes, note_text, ready_status, serve_process,  # noqa: F401
-                            start_daemon, vault, wait_for)
+                            start_daemon, vault, wait_for, WAIT)
 from lenslink import config, daemon as daemon_mod
 from lenslink.block import END, START, remove_block
 from lenslink.errors import ConfigError, EmbedderError
@@ -210,6 +210,29 @@ def test_restart_on_an_unchanged_vault_embeds_nothing(vault, fake_embedder, star
     assert fake_embedder.calls == 0 and fake_embedder.texts == []
     again = second.api.ok("GET", "/v1/status")
     assert (again["notes"], again["embedded_texts"]) == (status["notes"], status["embedded_texts"])
+
+
+def test_a_restarted_daemon_answers_from_its_saved_snapshot_during_the_first_sync(
+        vault, fake_embedder, start_daemon, monkeypatch):
+    first = start_daemon(vault)
+    note = sorted(p.name for p in vault.glob("*.md"))[0]
+    expected = first.api.ok("GET", "/v1/related?path=" + note)["related"]
+    first.stop()
+    release = __import__("threading").Event()
+    real_index = Vault.index
+
+    def held(self, *args, **kwargs):  # the first sync waits until the test lets it go
+        assert release.wait(WAIT)
+        return real_index(self, *args, **kwargs)
+    monkeypatch.setattr(Vault, "index", held)
+    second = start_daemon(vault, wait_ready=False)
+    wait_for(lambda: second.service.vault.loaded, message="the saved snapshot to load")
+    assert second.state.phase == "indexing"
+    assert second.api.ok("GET", "/v1/related?path=" + note)["related"] == expected
+    release.set()
+    assert second.service.ready.wait(WAIT)
+    assert second.state.phase == "ready" and second.state.last_error is None
+    assert second.api.ok("GET", "/v1/related?path=" + note)["related"] == expected
 
 
 # -- a failing embedder -------------------------------------------------------------------

@@ -187,6 +187,11 @@ class Service:
 
     # -- the worker ---------------------------------------------------------------
     def _run(self) -> None:
+        try:  # answer from the state saved at the last stop while the first sync runs
+            if self.vault.load_saved():
+                self._used()
+        except LenslinkError as exc:
+            log.warning("the saved ranking snapshot was not loaded: %s", exc)
         self._sync(None)
         while not self.stop_event.is_set():
             batch = self.queue.wait_batch(self.debounce, timeout=self._timeout())

@@ -99,6 +99,12 @@ MIGRATIONS = [
     CREATE INDEX IF NOT EXISTS notes_state
         ON notes (path, content_hash, mtime_ns, size, signature, indexed_at);
     """,
+    # 9: texts by hash and lens, without the texts: `chunk_counts` (status) read the whole
+    # table at 100,000 notes (4.4 s, 0.3 s with it); it also serves chunks_by_hash's lookups
+    """
+    CREATE INDEX IF NOT EXISTS chunks_hash_lens ON chunks (text_hash, lens);
+    DROP INDEX IF EXISTS chunks_by_hash;
+    """,
 ]
 MASK_LENSES = 62  # lens bit masks fit SQLite's signed 64-bit integers up to this many
 PENDING = ""  # chunks.text_hash of a chunk whose rewrite is not known yet

@@ -135,10 +135,25 @@ class Vault:
             index = VaultIndex.load(self.store, self.config, embedder_id, self.reader)
             snapshot.save(index, key, where, snapshot.facts(self.store, self.config, embedder_id,
                                                             index, stored))
+        return self._attached(index, embedder_id)
+
+    def _attached(self, index: VaultIndex, embedder_id: str) -> VaultIndex:
         # rankers are not in the snapshot: training does not make it stale
         index = index.with_models(VaultIndex.stored_models(self.store, self.config, embedder_id))
         index.reader = self.reader  # one pool per vault (a loaded snapshot's names the file it was saved beside)
         return index
+
+    def load_saved(self) -> bool:
+        """Load the snapshot saved for the store's current state if there is one (nothing
+        is built or brought up to date); whether a ranking is in memory now. The daemon
+        answers from it while its first sync runs."""
+        embedder_id = self.store.get_meta("embedder")
+        if self._index is None and embedder_id and self.store.note_count():
+            index = snapshot.load(snapshot.path_for(self.db_path),
+                                  snapshot.state_key(self.store, self.config, embedder_id), self.config)
+            if index is not None:
+                self._index = self._attached(index, embedder_id)
+        return self._index is not None
 
     def _brought_up_to_date(self, where: Path, embedder_id: str,
                             stored: dict[str, float]) -> VaultIndex | None:
