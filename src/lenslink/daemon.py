@@ -262,7 +262,7 @@ class Service:
                     self.vault.index(rebuild=rebuild, paths=changed, progress=self._progress,
                                      verify=verify, report=report)
                     if prior is None:
-                        prior = {p: s[0] for p, s in report.known.items()}
+                        prior = report.known_hashes()
                     recovering = self._unsynced is not None
                     before = self._unsynced if recovering else prior
                     full = rebuild or recovering  # every note compared
@@ -279,7 +279,7 @@ class Service:
                     # (before that it stored nothing)
                     if self._unsynced is None:
                         if prior is None and report.known is not None:
-                            prior = {p: s[0] for p, s in report.known.items()}
+                            prior = report.known_hashes()
                         self._unsynced = prior
                     raise
             self._unsynced = None

@@ -57,6 +57,10 @@ class SyncReport:
     # sync fails half way
     known: dict | None = field(default=None, repr=False)
 
+    def known_hashes(self) -> dict[str, str]:
+        """{path: content_hash} of `known`."""
+        return {path: state[0] for path, state in self.known.items()}
+
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -213,7 +217,7 @@ def _stat_changed(root: Path, todo: list[str], known: dict, signature: str) -> t
             except OSError:
                 out.append(rel)  # `_sync_note` reports it
                 continue
-            if state[1] == st.st_mtime_ns and state[2] == st.st_size and state[3] == signature:
+            if state[1:] == (st.st_mtime_ns, st.st_size, signature):  # as `_sync_note` checks
                 skipped += 1
                 continue
         out.append(rel)

@@ -176,10 +176,9 @@ def _read(path: Path, key: str | None, config: VaultConfig):
         with open(path, "rb") as f:
             if f.readline() != MAGIC:
                 return None
-            if key is not None and f.readline().rstrip(b"\n") != key.encode("ascii"):
+            saved_key = f.readline().rstrip(b"\n")
+            if key is not None and saved_key != key.encode("ascii"):
                 return None
-            if key is None:
-                f.readline()
             sizes = json.loads(f.readline())
             pos = _aligned(f.tell())
             whole = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
@@ -305,12 +304,19 @@ def _child() -> None:
     _build(*pickle.loads(sys.stdin.buffer.read()))
 
 
+def build(store: Store, config: VaultConfig, embedder_id: str, key: str, path: Path,
+          reader=None) -> VaultIndex:
+    """The ranking built from the store (`VaultIndex.load`), saved under `key` with its
+    `facts`."""
+    stored = store.stored_times()  # before the load: see `facts`
+    index = VaultIndex.load(store, config, embedder_id, reader)
+    save(index, key, path, facts(store, config, embedder_id, index, stored))
+    return index
+
+
 def _build(db_path: str, config: VaultConfig, embedder_id: str, key: str) -> None:
     store = Store.open(Path(db_path))
     try:
-        stored = store.stored_times()
-        index = VaultIndex.load(store, config, embedder_id)
-        save(index, key, path_for(Path(db_path)), facts(store, config, embedder_id, index, stored))
-        index.reader.close()
+        build(store, config, embedder_id, key, path_for(Path(db_path))).reader.close()
     finally:
         store.close()

@@ -131,10 +131,7 @@ class Vault:
                 and snapshot.build_apart(self.db_path, self.config, embedder_id, key, self.stop_builds):
             index = snapshot.load(where, key, self.config)
         if index is None:
-            stored = self.store.stored_times()
-            index = VaultIndex.load(self.store, self.config, embedder_id, self.reader)
-            snapshot.save(index, key, where, snapshot.facts(self.store, self.config, embedder_id,
-                                                            index, stored))
+            index = snapshot.build(self.store, self.config, embedder_id, key, where, self.reader)
         return self._attached(index, embedder_id)
 
     def _attached(self, index: VaultIndex, embedder_id: str) -> VaultIndex:
