@@ -12,8 +12,9 @@ import pytest
 
 from lenslink.block import END, START
 from lenslink.errors import NoteError, UnsafePathError
-from lenslink.links import CodeSpans, Resolver, markdown_links, wikilinks
-from lenslink.notes import is_note_path, parse_note, read_note, resolve_links, scan_vault
+from lenslink.links import CodeSpans, Resolver, link_names, markdown_links, note_name, wikilinks
+from lenslink.notes import (is_note_path, parse_note, read_note, resolve_links, scan_paths,
+                            scan_vault)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -115,6 +116,50 @@ def test_scan_symlinks_outside_broken_and_loops(tmp_path):
     assert "broken or looping" in reasons["a.md"]
     with pytest.raises(UnsafePathError):
         read_note(vault, "out_file.md")
+
+
+def _scan_paths_agrees(root, exclude, extra=()):
+    """`scan_paths` of any one path finds it exactly when `scan_vault` does, with the
+    same problem if the walk reports one."""
+    walked = scan_vault(root, exclude)
+    problems = dict(walked.problems)
+    candidates = set(extra)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            candidates.add(os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/"))
+    for rel in sorted(candidates):
+        one = scan_paths(root, [rel], exclude)
+        assert one.paths == ((rel,) if rel in walked.paths else ()), rel
+        if rel.lower().endswith(".md") and not os.path.isdir(root / rel):
+            assert dict(one.problems) == ({rel: problems[rel]} if rel in problems else {}), rel
+    assert scan_paths(root, sorted(candidates), exclude).paths == walked.paths
+
+
+def test_scan_paths_finds_what_the_walk_finds(tmp_path):
+    for rel in ["a.md", "B.MD", "sub/c.md", "sub/deep/d.md", "image.png", ".obsidian/w.md",
+                "sub/.hidden/x.md", ".dot.md", "templates/t.md", "Templates/nested/t2.md",
+                "drawing.excalidraw.md", "Archive/old.md", "Archive/2020/older.md",
+                "folder.md/inside.md", "daily/x.md", "w/daily/y.md"]:
+        write(tmp_path, rel, "x")
+    extra = ["gone.md", "sub/gone.md", "nowhere/x.md", "a.md/x.md", "", "sub//c.md"]
+    for exclude in ([], ["templates/**", "*.excalidraw.md", "Archive/*", "daily/"]):
+        _scan_paths_agrees(tmp_path, exclude, extra)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_scan_paths_treats_symlinks_as_the_walk_does(tmp_path):
+    vault, outside = tmp_path / "vault", tmp_path / "outside"
+    write(vault, "real/n.md", "x")
+    write(outside, "secret.md", "x")
+    (vault / "out_dir").symlink_to(outside, target_is_directory=True)
+    (vault / "out_file.md").symlink_to(outside / "secret.md")
+    (vault / "alias.md").symlink_to(vault / "real" / "n.md")
+    (vault / "mirror").symlink_to(vault / "real", target_is_directory=True)
+    (vault / "a.md").symlink_to(vault / "b.md")
+    (vault / "b.md").symlink_to(vault / "a.md")
+    (vault / "gone.md").symlink_to(vault / "missing.md")
+    (vault / "skip.md").symlink_to(outside / "secret.md")
+    _scan_paths_agrees(vault, ["skip.md"], ["mirror/n.md", "out_dir/secret.md"])
 
 
 @pytest.mark.skipif(IS_ROOT, reason="root reads any folder")
@@ -395,6 +440,25 @@ def test_resolver_agrees_with_reference(linkgraph):
                 rng.choice(names + [""]) + rng.choice(["", ".md", ".MD"])
             source = rng.choice(paths)
             assert ours.resolve(link, source) == ref.resolve(link, source), (paths, link, source)
+
+
+def test_a_resolver_over_the_notes_a_link_may_name_resolves_it_the_same():
+    """What a sync of a few notes relies on: it resolves their links against only the
+    stored notes whose names `link_names` gives."""
+    rng = random.Random(5)
+    names = ["Note", "note", "Other", "x y", "a", "b"]
+    folders = ["", "a/", "a/b/", "B/", "c/a/", "a/b/c/"]
+    for _ in range(300):
+        paths = sorted({rng.choice(folders) + rng.choice(names) + ".md"
+                        for _ in range(rng.randint(1, 10))})
+        every = Resolver(paths)
+        for _ in range(20):
+            link = rng.choice(["", "../", "./", "a/", "/", "../../"]) + rng.choice(folders) + \
+                rng.choice(names + ["", ".", ".."]) + rng.choice(["", ".md", ".MD", "/"])
+            source = rng.choice(paths)
+            wanted = link_names(link, source)
+            some = Resolver([p for p in paths if note_name(p) in wanted])
+            assert some.resolve(link, source) == every.resolve(link, source), (paths, link, source)
 
 
 def _vaults():

@@ -280,6 +280,10 @@ class Service:
                     if self._unsynced is None:
                         if prior is None and report.known is not None:
                             prior = report.known_hashes()
+                            if report.targeted is not None:  # the other notes as stored:
+                                targeted = set(report.targeted)  # this sync left them alone
+                                prior = {p: h for p, h in store.content_hashes().items()
+                                         if p not in targeted} | prior
                         self._unsynced = prior
                     raise
             self._unsynced = None

@@ -238,6 +238,17 @@ def may_resolve_to(link: str, names: set[str]) -> bool:
     return bool(ends & names) or bool(ends & {".", ".."})
 
 
+def link_names(link: str, source: str) -> set[str]:
+    """The `note_name` of every note `Resolver.resolve(link, source)` could return: a
+    Resolver over only the notes of these names resolves the link the same way."""
+    if not link:
+        return set()  # the source itself
+    want = _strip_md(link.replace("\\", "/").strip("/").lower())
+    relative = posixpath.normpath(posixpath.join(posixpath.dirname(source).lower(), want))
+    return {want.rsplit("/", 1)[-1], relative.rsplit("/", 1)[-1],
+            _LEADING_DOTS.sub("", want).rsplit("/", 1)[-1]}
+
+
 def note_name(path: str) -> str:
     """The last path component links are matched on (lower case, no `.md`)."""
     return _strip_md(path.lower()).rsplit("/", 1)[-1]

@@ -9,9 +9,10 @@ import hashlib
 import os
 import posixpath
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import yaml
 from frontmatter.default_handlers import YAMLHandler
@@ -21,7 +22,7 @@ from .errors import BlockError, NoteError, UnsafePathError
 from .links import CodeSpans, Resolver, link_targets, parse_links, plain_text
 
 __all__ = ["Note", "Resolver", "ScanResult", "is_note_path", "parse_note", "read_note",
-           "resolve_links", "scan_vault"]
+           "resolve_links", "scan_paths", "scan_vault"]
 
 MAX_BYTES = 20_000_000
 BINARY_PROBE = 8192
@@ -137,6 +138,56 @@ def scan_vault(root: Path, exclude: Sequence[str] = (), hidden_suffix: str = "")
             except OSError as e:
                 problems.append((rel, f"skipped: {e.strerror or e}"))
     return ScanResult(tuple(sorted(found)), tuple(problems), tuple(sorted(hidden)))
+
+
+def scan_paths(root: Path, paths: Iterable[str], exclude: Sequence[str] = ()) -> ScanResult:
+    """What `scan_vault` would find among `paths` (vault-relative), without walking the
+    vault: a sync of the few notes a watcher reported. A path that is gone, or that the
+    walk would not list (hidden, excluded, under a symlinked folder, not a note), is not
+    found; skipped symlinks and unreadable paths are reported as the walk reports them."""
+    top = os.fspath(root)
+    if not os.path.isdir(top):
+        raise NoteError(f"{top}: vault folder not found")
+    real_top = os.path.realpath(top)
+    rules = [_ExcludeRule(p) for p in exclude if p.strip()]
+    found: list[str] = []
+    problems: list[tuple[str, str]] = []
+    for rel in sorted(set(paths)):
+        parts = rel.split("/")
+        if any(not p or p.startswith(".") or not _valid_name(p) for p in parts) \
+                or not parts[-1].lower().endswith(".md") or _excluded(rel, rules, False):
+            continue
+        try:
+            if not _walked_to(top, parts[:-1], rules):
+                continue
+            path = os.path.join(top, *parts)
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                if os.path.isdir(path):
+                    continue
+                skipped = _symlink_problem(path, real_top)
+                if skipped:
+                    problems.append((rel, skipped))
+                    continue
+            elif stat.S_ISDIR(info.st_mode):
+                continue
+            found.append(rel)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            problems.append((rel, f"skipped: {e.strerror or e}"))
+    return ScanResult(tuple(found), tuple(problems))
+
+
+def _walked_to(top: str, folders: Sequence[str], rules: Sequence["_ExcludeRule"]) -> bool:
+    """Whether `scan_vault` descends into top/folders... (real folders, none excluded)."""
+    path = top
+    for depth, name in enumerate(folders, 1):
+        path = os.path.join(path, name)
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode) or _excluded("/".join(folders[:depth]), rules, True):
+            return False
+    return True
 
 
 def _valid_name(name: str) -> bool:
