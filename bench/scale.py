@@ -8,7 +8,9 @@ every process measured whole (wall seconds and its own peak RSS).
    saves its snapshot) and the next ones (load the snapshot);
 3. the daemon (`lenslink serve`): start until ready, RSS when ready, `GET /v1/related`
    p50/p99, RSS right after the requests and idle after them, and `lenslink related` as
-   a process while the daemon serves the vault;
+   a process while the daemon serves the vault; in its last run, one note rewritten to
+   another theme: seconds until `/v1/related` for it changes and until its block is on
+   disk (the note is put back afterwards, and the store and snapshot with it);
 4. with --llm: the same notes in an `llm` collection (`llm embed-multi` with the same
    cheap embedder through bench/llm_plugin.py), and `llm similar` as a whole process;
 5. with --train: `lenslink train` (every lens) and the learned ranker's latency;
@@ -40,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cheap_embedder  # noqa: E402
 import common  # noqa: E402
 import synth  # noqa: E402
-from daemon_latency import Daemon, until_ready  # noqa: E402
+from daemon_latency import Daemon, single_edit, until_ready  # noqa: E402
 from lenslink.daemon import RELEASE_AFTER  # noqa: E402
 
 LENSLINK = [sys.executable, str(common.CHEAP)]
@@ -109,7 +111,7 @@ def run(args, work: Path) -> dict:
     out[first] = measured(lenslink("related", picks[0], vault=vault, db=db), env, "first related")
     out["cli_related (snapshot loaded)"] = best_of(
         [lenslink("related", p, vault=vault, db=db) for p in picks[1:4]], env, "related")
-    out["daemon"] = daemon(vault, db, env, picks, args)
+    out["daemon"] = daemon(vault, db, env, picks, args, edit=not args.train)
     if args.llm:
         out["llm"] = llm_side(vault, Path(args.llm_db) if args.llm_db else work / "llm.db",
                               picks, env, work)
@@ -121,16 +123,20 @@ def run(args, work: Path) -> dict:
                          "target": ">= 5"}
     if args.train:
         out["train"] = measured([*lenslink("train", vault=vault, db=db)], env, "train")
-        out["daemon_trained"] = daemon(vault, db, env, picks, args, cli=False)
+        out["daemon_trained"] = daemon(vault, db, env, picks, args, cli=False, edit=True)
     return out
 
 
-def daemon(vault: Path, db: Path, env: dict, picks: list[str], args, cli: bool = True) -> dict:
+def daemon(vault: Path, db: Path, env: dict, picks: list[str], args, cli: bool = True,
+           edit: bool = False) -> dict:
     token = subprocess.run([common.lenslink_bin(), "token"], capture_output=True, text=True,
                            check=True, env=env).stdout.strip()
     d = Daemon(vault, db, env)
     res: dict = {"command": common.show(d.cmd)}
     api = None
+    edited = next(p for p in picks if p.startswith("topics/")) if edit else None
+    original = (vault / edited).read_bytes() if edit else b""
+    stat = (vault / edited).stat() if edit else None
     try:
         api, serving, ready = until_ready(d, token, args.timeout, 0.2)
         res["start_until_serving_s"] = round(serving, 2)
@@ -150,10 +156,20 @@ def daemon(vault: Path, db: Path, env: dict, picks: list[str], args, cli: bool =
             res["cli_related_while_serving"] = best_of(
                 [lenslink("related", p, vault=vault, db=db) for p in picks[1:4]], env,
                 "related, daemon serving")
+        if edit:
+            got = single_edit(api, vault, [edited], random.Random(args.seed), Path(os.devnull), args)
+            res["one edit"] = {k: v for k, v in got.items() if k != "texts embedded"}
     finally:
         if api is not None:
             api.close()
         d.stop()
+        if edit:  # the note as it was, then the store and the snapshot (the next run's
+            # start would otherwise bring the snapshot up to date)
+            (vault / edited).write_bytes(original)
+            os.utime(vault / edited, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            for what in ("index", "related"):
+                measured(lenslink(what, *([edited] if what == "related" else []), vault=vault, db=db),
+                         env, f"{what} after putting the edited note back")
     return res
 
 
