@@ -224,10 +224,25 @@ def test_splice_round_trips_random_notes(text, labels):
 
 def test_is_rendered_knows_lenslinks_form_from_a_hand_edit():
     from lenslink.block import is_rendered
-    ours = render_block([("topic", ["[[A note]]", "[[a/b|B]]", "[Note (1)](Note%20(1).md)"])])
+    from lenslink.writeback import LinkStyle
+    paths = ["A note.md", "a/b.md", "Note (1).md", "C# tricks.md", "weird [x] name.md", "x|y.md"]
+    links = [style.format_link(p, "src.md", {}) for p in paths
+             for style in (LinkStyle(), LinkStyle(use_markdown_links=True))]
+    ours = render_block([("topic", links[:6]), ("project", links[6:])])
+    assert "[C# tricks](C%23%20tricks.md)" in ours and "[[x|y]]" not in ours
     assert is_rendered(ours) and is_rendered(ours.replace("\n", "\r\n"))
     assert is_rendered(ours.replace("## Related notes\n", ""))
     assert not is_rendered(ours.replace("- [[A note]]", "- [[A note]] where it began"))
+    assert not is_rendered(ours.replace("- [[A note]]", "- [[A note|my alias]]"))
+    assert not is_rendered(ours.replace("- [[A note]]", "- [[A note#Part]]"))
+    assert not is_rendered(ours.replace("[A note](A%20note.md)", "[Mine](A%20note.md)"))
     assert not is_rendered(ours.replace(END, "my own line\n" + END))
     assert not is_rendered(ours.replace(END, "%% a comment %%\n" + END))
     assert not is_rendered(ours.replace(END, "\n" + END))  # a blank line added
+    # against what lenslink wrote there: the same heading, labels and number of links
+    assert is_rendered(ours.replace("[[A note]]", "[[A renamed note]]"), [ours])  # Obsidian
+    assert not is_rendered(ours.replace(END, "- [[Python]]\n" + END), [ours])
+    assert not is_rendered(ours.replace("- [[A note]]\n", ""), [ours])
+    assert not is_rendered(ours.replace("*topic*", "*mine*"), [ours])
+    assert not is_rendered(ours.replace("## Related notes", "## See also"), [ours])
+    assert is_rendered(ours.replace("## Related notes", "## See also"))  # nothing to compare

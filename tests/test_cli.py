@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from lenslink.block import END, START, render_block
 from lenslink.cli import main
+from lenslink.config import default_db_path
 
 COMMANDS = ["index", "related", "write", "lenses", "status"]
 DAILY = "daily/2026-11-05.md"
@@ -303,11 +305,51 @@ def test_a_block_edited_by_hand_is_left_until_taken_over(indexed):
 
 
 def test_a_block_in_lenslinks_own_form_is_replaced(indexed):
-    """E.g. written by lenslink on another machine syncing the vault: not a hand edit."""
+    """E.g. written by lenslink on another machine syncing the vault, or a link Obsidian
+    rewrote when a note was renamed: not a hand edit."""
     assert run("write", indexed, DAILY).stdout == "1 written\n"
     ours = (indexed / DAILY).read_text()
     start, end = ours.index(START), ours.index(END) + len(END) + 1
-    other = render_block([("topic", ["[[Some other note]]", "[Another](Another.md)"])])
-    (indexed / DAILY).write_text(ours[:start] + other + ours[end:])
+    links = re.findall(r"^- (.*)$", ours[start:end], flags=re.M)
+    other = ours[start:end]
+    for n, link in enumerate(links):
+        other = other.replace(f"- {link}\n", f"- [[Some other note {n}]]\n")
+    for block in (other, render_block([("topic", ["[[Some other note]]", "[Another](Another.md)"])])):
+        (indexed / DAILY).write_text(ours[:start] + block + ours[end:])
+        assert run("write", indexed, DAILY).stdout == "1 written\n"
+        assert (indexed / DAILY).read_text() == ours
+        run("index", indexed, "--embedder", "fake")
+        for row in ("block", "pending"):  # as written before the store kept block texts
+            with sqlite3.connect(default_db_path(indexed)) as db:
+                db.execute(f"UPDATE written SET {row}=NULL")
+
+
+@pytest.mark.parametrize("edit", [
+    ("- [[", "- [[Python]]\n- [["),                       # a link of one's own
+    ("]]\n", "|my alias]]\n"),                            # an alias
+    ("## Related notes", "## See also"),                   # another heading
+    ("%% lenslink:end", "*mine*\n- [[Python]]\n%% lenslink:end"),  # a label and link
+])
+def test_links_labels_and_headings_of_ones_own_in_the_block_are_kept(indexed, edit):
     assert run("write", indexed, DAILY).stdout == "1 written\n"
-    assert (indexed / DAILY).read_text() == ours
+    old, new = edit
+    text = (indexed / DAILY).read_text()
+    assert old in text
+    edited = text.replace(old, new, 1)
+    (indexed / DAILY).write_text(edited)
+    result = run("write", indexed, DAILY)
+    assert result.stdout == "1 edited\n" and (indexed / DAILY).read_text() == edited
+
+
+def test_a_note_named_with_wikilink_syntax_is_linked_by_a_markdown_link(indexed):
+    (indexed / "daily" / "C# and [brackets] ^x.md").write_text(
+        (indexed / DAILY).read_text().replace("%%", ""))
+    assert run("index", indexed, "--embedder", "fake").exit_code == 0
+    assert run("write", indexed, DAILY).stdout == "1 written\n"
+    text = (indexed / DAILY).read_text()
+    assert "- [C# and \\[brackets\\] ^x](C%23%20and%20%5Bbrackets%5D%20%5Ex.md)" in text
+    assert run("write", indexed, DAILY).stdout == "1 unchanged\n"
+    run("index", indexed, "--embedder", "fake")
+    with sqlite3.connect(default_db_path(indexed)) as db:  # as on another computer
+        db.execute("DELETE FROM written")
+    assert run("write", indexed, DAILY).stdout == "1 unchanged\n"

@@ -461,6 +461,22 @@ def test_a_resolver_over_the_notes_a_link_may_name_resolves_it_the_same():
             assert some.resolve(link, source) == every.resolve(link, source), (paths, link, source)
 
 
+@pytest.mark.parametrize("frontmatter", [
+    'lenslink: false\ntitle: "Private: diary\n',   # broken YAML
+    "- a list\nlenslink: no # not a mapping\n",
+    "Lenslink:  'off'\n[broken\n",
+])
+def test_a_note_that_opted_out_stays_out_when_its_frontmatter_is_broken(frontmatter):
+    n = note(f"---\n{frontmatter}---\nprivate words\n")
+    assert n.opted_out and n.problems and n.body == "private words\n"
+
+
+def test_broken_frontmatter_without_an_opt_out_is_only_reported():
+    for fm in ('title: "x\nlenslink: true\n', "lenslink: falsey\n[x\n", "  lenslink: false\n[x\n"):
+        n = note(f"---\n{fm}---\nbody\n")
+        assert not n.opted_out and n.problems and n.frontmatter == {}
+
+
 def _vaults():
     root = SHARED / "vaults"
     return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import unquote
 
 from lenslink.errors import BlockError
 
@@ -198,21 +200,47 @@ def render_block(
     return "".join(line + newline for line in lines)
 
 
-_LINK_ITEM = re.compile(r"- (?:!?\[\[[^\[\]\n]+\]\]|\[[^\]\n]*\]\([^\n]+\))")
+# the links `LinkStyle.format_link` writes: `[[path]]` (no alias, heading or block part)
+# or `[title](encoded path)` (brackets in the title escaped)
+_WIKI_ITEM = re.compile(r"- \[\[[^\[\]|#^\n]+\]\]")
+_MARKDOWN_ITEM = re.compile(r"- \[((?:[^\[\]\\\n]|\\.)*)\]\(([^\s()<>]+)\)")
 
 
-def is_rendered(block: str) -> bool:
-    """Whether a block (START through END) looks exactly as `render_block` writes blocks:
-    an optional `## heading`, `*lens*` labels and `- link` lines of one link each. A block
-    a person edited (a comment, a line of text, words after a link) is not."""
+def _is_link_item(line: str) -> bool:
+    if _WIKI_ITEM.fullmatch(line):
+        return True
+    found = _MARKDOWN_ITEM.fullmatch(line)
+    return bool(found) and re.sub(r"\\(.)", r"\1", found.group(1)) == \
+        PurePosixPath(unquote(found.group(2))).stem
+
+
+def _shape(block: str) -> list[str] | None:
+    """The block's lines with each link line as "-" (None when it is not in the form
+    `render_block` writes: an optional `## heading`, `*lens*` labels and `- link` lines
+    of one link each, as lenslink formats links)."""
     lines = [line.rstrip("\r\n") for line in split_lines(block)]
     if len(lines) < 2 or lines[0] != START or lines[-1] != END:
-        return False
-    inner = lines[1:-1]
-    if inner and inner[0].startswith("## "):
-        inner = inner[1:]
-    return all(_LINK_ITEM.fullmatch(line) or (len(line) > 2 and line[0] == line[-1] == "*")
-               for line in inner)
+        return None
+    shape = []
+    for n, line in enumerate(lines[1:-1]):
+        if _is_link_item(line):
+            shape.append("-")
+        elif (n == 0 and line.startswith("## ")) or (len(line) > 2 and line[0] == line[-1] == "*"):
+            shape.append(line)
+        else:
+            return None
+    return shape
+
+
+def is_rendered(block: str, written: list[str] = ()) -> bool:
+    """Whether a block (START through END) is lenslink's as it stands: in the form
+    `render_block` writes and, when `written` holds blocks lenslink wrote there, with the
+    heading, lens labels and number of links of one of them (the link lines themselves
+    may differ: Obsidian rewrites links when a note is renamed). A block a person edited
+    (a comment, a line of text or a link of their own, an alias, another heading) is not.
+    """
+    shape = _shape(block)
+    return shape is not None and (not written or any(_shape(w) == shape for w in written))
 
 
 def block_text(text: str) -> str | None:

@@ -362,17 +362,30 @@ def _split_frontmatter(text: str, problems: list[str]) -> tuple[dict[str, Any], 
     if closing is None:
         return {}, 0
     body_start = closing.end() + (text[closing.end():closing.end() + 1] == "\n")
+    source = text[opening.end():closing.start()]
     try:
-        data = YAMLHandler().load(text[opening.end():closing.start()])
+        data = YAMLHandler().load(source)
     except yaml.YAMLError as e:
         problems.append(f"broken frontmatter: {_yaml_message(e)}")
-        return {}, body_start
+        return _salvaged(source), body_start
     if data is None:
         return {}, body_start
     if not isinstance(data, dict):
         problems.append(f"frontmatter is not a mapping (a {type(data).__name__}); ignored")
-        return {}, body_start
+        return _salvaged(source), body_start
     return {str(k): v for k, v in data.items()}, body_start
+
+
+_OPT_OUT_LINE = re.compile(r"^lenslink[ \t]*:[ \t]*([^#\r\n]*?)[ \t]*(?:#.*)?$", re.I | re.M)
+
+
+def _salvaged(source: str) -> dict[str, Any]:
+    """What is kept of frontmatter YAML cannot read: a `lenslink: false` line (a note that
+    opted out stays out while its frontmatter is broken)."""
+    found = _OPT_OUT_LINE.search(source)
+    if found is None:
+        return {}
+    return {"lenslink": False} if _is_opt_out(found[1].strip("'\"")) else {}
 
 
 def _yaml_message(e: yaml.YAMLError) -> str:

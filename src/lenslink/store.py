@@ -115,6 +115,14 @@ MIGRATIONS = [
     CREATE INDEX IF NOT EXISTS notes_name ON notes (name);
     CREATE INDEX IF NOT EXISTS notes_lenses ON notes (signature, source_lenses, candidate_lenses);
     """,
+    # 11: the block text lenslink last wrote into a note (NULL: written before it was
+    # kept), to tell a hand edit from a rename Obsidian made in it (`Vault.write`), and
+    # the one it is writing (set before the file is replaced: a crash in between leaves
+    # that block in the note)
+    """
+    ALTER TABLE written ADD COLUMN block TEXT;
+    ALTER TABLE written ADD COLUMN pending TEXT;
+    """,
 ]
 MASK_LENSES = 62  # lens bit masks fit SQLite's signed 64-bit integers up to this many
 PENDING = ""  # chunks.text_hash of a chunk whose rewrite is not known yet
@@ -299,7 +307,7 @@ class Store:
     def written_hash(self, path: str) -> str | None:
         """sha256 of the file as lenslink last wrote it (None if it never did)."""
         row = self.db.execute("SELECT file_hash FROM written WHERE path=?", [path]).fetchone()
-        return row[0] if row else None
+        return row[0] or None if row else None  # '': only a write begun (`intend_write`)
 
     def delete_notes(self, paths: Iterable[str]) -> int:
         paths = list(paths)
@@ -669,15 +677,28 @@ class Store:
         return self.db.execute("SELECT count(*) FROM vectors").fetchone()[0]
 
     # -- write-back bookkeeping ---------------------------------------------------
-    def written_block(self, path: str) -> str | None:
-        """sha256 of the block text lenslink last wrote into a note (None if never)."""
-        row = self.db.execute("SELECT block_hash FROM written WHERE path=?", [path]).fetchone()
-        return row[0] if row else None
+    def written_block(self, path: str) -> tuple[str | None, list[str]]:
+        """(sha256 of the block lenslink last wrote into a note or None, the texts of the
+        blocks it last wrote or was writing there: none when never or not kept)."""
+        row = self.db.execute("SELECT block_hash, block, pending FROM written WHERE path=?",
+                              [path]).fetchone()
+        return (row[0] or None, [t for t in row[1:] if t is not None]) if row else (None, [])
 
-    def remember_write(self, path: str, block_hash: str, file_hash: str) -> None:
+    def intend_write(self, path: str, block: str | None) -> None:
+        """Note the block about to be written into a note (before its file is replaced;
+        None: it was not written after all)."""
         with self._write():
-            self.db.execute("INSERT OR REPLACE INTO written (path, block_hash, file_hash, at)"
-                            " VALUES (?,?,?,?)", [path, block_hash, file_hash, time.time()])
+            self.db.execute("UPDATE written SET pending=? WHERE path=?", [block, path])
+            if block is not None and not self.db.execute("SELECT 1 FROM written WHERE path=?",
+                                                         [path]).fetchone():
+                self.db.execute("INSERT INTO written (path, block_hash, file_hash, at, pending)"
+                                " VALUES (?,'','',?,?)", [path, time.time(), block])
+
+    def remember_write(self, path: str, block_hash: str, file_hash: str, block: str | None = None) -> None:
+        with self._write():
+            self.db.execute("INSERT OR REPLACE INTO written (path, block_hash, file_hash, at, block,"
+                            " pending) VALUES (?,?,?,?,?,NULL)",
+                            [path, block_hash, file_hash, time.time(), block])
             crash_point("store.remember_write")
 
     def put_model(self, lens: str, embedder_id: str, signature: str, params: dict, blob: bytes) -> None:

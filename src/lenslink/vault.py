@@ -314,10 +314,17 @@ class Vault:
                 if self.ranking().notes[self.ranking().row[path]].opted_out:
                     outcomes.append(WriteOutcome(path, "skipped", "opted out (lenslink: false)"))
                     continue
-                guard = None if force else self._hand_edit_guard(path)
-                result = writeback.write_block(self.root, path, text, dry_run=dry_run, guard=guard)
+                guard = None if force else self._hand_edit_guard(path, text)
+                intended, result = not dry_run and bool(text), None
+                if intended:  # a crash after the file is replaced leaves this block there
+                    self.store.intend_write(path, text)
+                try:
+                    result = writeback.write_block(self.root, path, text, dry_run=dry_run, guard=guard)
+                finally:
+                    if intended and (result is None or result.status != "written"):
+                        self.store.intend_write(path, None)  # not written after all
                 if result.status == "written":
-                    self.store.remember_write(path, _block_hash(text), result.sha256)
+                    self.store.remember_write(path, _block_hash(text), result.sha256, text or None)
                     self.store.clear_failure(path)
                 outcomes.append(WriteOutcome(path, result.status, result.diff))
             except BlockEdited as exc:
@@ -328,11 +335,15 @@ class Vault:
                 outcomes.append(WriteOutcome(path, "error", str(exc)))
         return outcomes
 
-    def _hand_edit_guard(self, path: str):
-        last = self.store.written_block(path)
+    def _hand_edit_guard(self, path: str, block: str):
+        """Refuses a block that is neither the one lenslink last wrote in the note nor in
+        lenslink's form with the heading, labels and number of links of one it wrote
+        there or is about to write (`block`: e.g. another computer's)."""
+        last, written = self.store.written_block(path)
+        shapes = written + [block] if written and block else written
 
         def guard(current: str) -> None:
-            if _block_hash(current) == last or block_mod.is_rendered(current):
+            if _block_hash(current) == last or block_mod.is_rendered(current, shapes):
                 return  # ours (from here, or from another machine syncing the vault)
             raise BlockEdited(f"its related-notes block was edited by hand, so lenslink "
                               f"leaves it; to replace it: lenslink write {self.root} {path!r} --force")

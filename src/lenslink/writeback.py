@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from urllib.parse import quote
 
 from lenslink.block import block_text, render_block, splice, split_lines
 from lenslink.errors import BlockError, NoteError, UnsafePathError, WriteConflict
@@ -87,11 +88,18 @@ class LinkStyle:
             path = target_path
         else:
             path = target.name
-        if self.use_markdown_links:
+        # a name with # ^ [ ] | cannot be a [[wikilink]] (Obsidian would read a heading,
+        # a block, an alias): a Markdown link with the path percent-encoded instead
+        odd = _NOT_IN_WIKILINKS.search(path)
+        if self.use_markdown_links or odd:
             label = re.sub(r"([\[\]])", r"\\\1", title)
-            encoded = path.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+            encoded = quote(path, safe="/") if odd or "%" in path else \
+                path.replace(" ", "%20").replace("(", "%28").replace(")", "%29")
             return f"[{label}]({encoded})"
         return f"[[{path[:-3] if path.endswith('.md') else path}]]"
+
+
+_NOT_IN_WIKILINKS = re.compile(r"[#^\[\]|]")
 
 
 def _is_unique(title: str, unique: Mapping[str, int] | Callable[[str], bool]) -> bool:
