@@ -252,6 +252,14 @@ def test_wikilinks_shortest_fall_back_to_full_path_when_ambiguous():
     assert style.format_link("Solo.md", "Projects/Plan.md", lambda stem: True) == "[[Solo]]"
 
 
+def test_count_names_counts_stems_as_paths_do():
+    from collections import Counter
+    from pathlib import PurePosixPath
+    paths = ["a.md", "A.MD", "x/a.md", "b.c.md", "x/b.c.Md", ".md", "x/.md", "d.md.md", "Ä.md",
+             "ä.md", "e", "x/y.txt", "f.", "g..md"]
+    assert count_names(paths) == Counter(PurePosixPath(p).stem.lower() for p in paths)
+
+
 def test_wikilinks_relative_and_absolute():
     names = count_names(PATHS)
     relative, absolute = LinkStyle(False, "relative"), LinkStyle(False, "absolute")
