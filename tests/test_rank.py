@@ -332,6 +332,76 @@ def test_tfidf_of_an_empty_corpus_and_empty_text():
     assert list(TfIdf([]).similarities_to("words")) == []
 
 
+def postings_from_a_dict_per_text(texts: list[str]):
+    """Reference: (vocab, idf, term_docs, term_weights, term_ptr) as TfIdf built them from
+    every text's dict of counts and dict of weights, all held at once."""
+    counts = [Counter(lexical.TOKEN.findall(t.lower())) for t in texts]
+    df = Counter(term for c in counts for term in c)
+    n = len(texts)
+    vocab = {t: i for i, t in enumerate(sorted(t for t, k in df.items() if k >= 2))}
+    idf = {t: math.log((1 + n) / (1 + k)) + 1 for t, k in df.items()}
+    doc_terms, doc_weights, doc_sizes = [], [], []
+    for c in counts:
+        w = {t: (1 + math.log(k)) * idf[t] for t, k in c.items()}
+        norm = math.sqrt(sum(v * v for v in w.values())) or 1.0
+        kept = sorted((vocab[t], v / norm) for t, v in w.items() if t in vocab)
+        doc_terms += [k for k, _ in kept]
+        doc_weights += [v for _, v in kept]
+        doc_sizes.append(len(kept))
+    terms = np.asarray(doc_terms, dtype=np.int32)
+    order = np.argsort(terms, kind="stable")
+    docs = np.repeat(np.arange(n, dtype=np.int32), doc_sizes)
+    return (vocab, idf, docs[order], np.asarray(doc_weights, dtype=np.float32)[order],
+            np.concatenate([[0], np.cumsum(np.bincount(terms, minlength=len(vocab)))]))
+
+
+def test_a_streamed_tfidf_is_the_one_built_from_a_dict_per_text_to_the_bit(monkeypatch):
+    """A full load streams the notes' texts (each tokenised and dropped) and computes the
+    weights in numpy by blocks of texts: the postings must be those of the dict per text
+    it replaced, bit for bit (the calibration and every lexical score depend on them)."""
+    monkeypatch.setattr(lexical, "TEXTS_PER_BLOCK", 7)  # many blocks, the last one short
+    rng = random.Random(5)
+    words = [f"w{k}" for k in range(300)] + ["Café", "naïve", "日本語", "x", "A_b"]
+    texts = [" ".join(rng.choices(words, k=rng.randint(0, 80))) * rng.choice([1, 1, 3]) for _ in range(200)]
+    texts[10] = ""
+    texts[11] = "once only: unique words here"
+    vocab, idf, docs, weights, ptr = postings_from_a_dict_per_text(texts)
+    assert len(vocab) < len(idf) and max(Counter(texts[0].split()).values()) > 1  # the cases are there
+    streamed = [TfIdf(texts), TfIdf(iter(texts)),
+                TfIdf.of_docs(len(texts), ((i, t) for i, t in enumerate(texts) if i % 5))]
+    texts_without = [t if i % 5 else "" for i, t in enumerate(texts)]  # what of_docs above indexed
+    for tfidf, reference in zip(streamed, [(vocab, idf, docs, weights, ptr)] * 2
+                                + [postings_from_a_dict_per_text(texts_without)]):
+        assert list(tfidf.vocab.items()) == list(reference[0].items())
+        assert list(tfidf.idf.items()) == list(reference[1].items())
+        for got, want in zip((tfidf.term_docs, tfidf.term_weights, tfidf.term_ptr), reference[2:]):
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+        assert tfidf.n == tfidf.base_n == len(texts)
+
+
+def test_tfidf_weights_in_numpy_are_the_floats_of_a_dict_per_text():
+    """What the streamed build computes by blocks of texts, in float64, before the
+    postings round it to float32: exactly Python's floats (a sum in another order, or a
+    numpy log, would differ in the last bits and could round the other way)."""
+    rng = random.Random(6)
+    idf = {f"w{k}": rng.uniform(1.0, 12.0) for k in range(500)}
+    texts = [Counter(rng.choices(list(idf), k=rng.randint(0, 300))) for _ in range(300)]
+    sizes = np.array([len(c) for c in texts])
+    counts = np.array([k for c in texts for k in c.values()], dtype=np.int32)
+    got = lexical.tfidf_weights(sizes, counts, np.array([idf[t] for c in texts for t in c]))
+    want = []
+    for c in texts:
+        w = {t: (1 + math.log(k)) * idf[t] for t, k in c.items()}
+        norm = math.sqrt(sum(v * v for v in w.values())) or 1.0
+        want += [v / norm for v in w.values()]
+    assert got.dtype == np.float64 and got.tolist() == want
+
+
+def test_a_streamed_tfidf_takes_documents_in_order_only():
+    with pytest.raises(ValueError):
+        TfIdf.of_docs(3, [(1, "some words"), (0, "other words")])
+
+
 def test_a_long_query_uses_its_heaviest_terms_with_the_weights_of_the_whole_text():
     rng = random.Random(3)
     words = [f"w{k}" for k in range(120)]
