@@ -17,6 +17,7 @@ import pytest
 from lenslink import boilerplate, calibrate, lexical, rank
 from lenslink.lexical import MAX_QUERY_TERMS, Mentions, TfIdf, normalise
 from lenslink.rank import VaultIndex
+from lenslink.store import Store
 from lenslink.vault import Vault
 
 CLUSTERS = {
@@ -72,6 +73,50 @@ def open_vault(tiny_vault, tmp_path, fake_embedder):
 
 def paths(results) -> list[str]:
     return [r.path for r in results]
+
+
+def test_a_full_load_reads_vectors_in_batches_and_gets_the_floats_of_whole_matrices(open_vault, monkeypatch):
+    """A full load makes the notes' vectors from batches of chunks, never holding a lens's
+    chunk matrix, and narrows the float64 vectors to float32 in place: every array must be
+    what the lens's whole matrix gave, bit for bit; lenses with the same chunks (topic and
+    daily) share theirs, and a lens without chunks is empty as it was."""
+    batches = Store.lens_vector_batches
+    sizes = []
+
+    def small_batches(self, embedder_id, lens, size=2048):
+        for batch in batches(self, embedder_id, lens, 3):  # a long note goes on past 3 rows
+            sizes.append(len(batch[0]))
+            yield batch
+
+    monkeypatch.setattr(Store, "lens_vector_batches", small_batches)
+    monkeypatch.setattr(rank, "SKETCH_MIN_NOTES", 10)
+    rng = random.Random(7)
+    long_note = "\n\n".join(" ".join(rng.choices(CLUSTERS["baking"].split(), k=120)) for _ in range(8))
+    notes = {**cluster_notes(), **daily_notes(), "long.md": long_note,
+             "projects/alpha.md": "#project " + CLUSTERS["server"]}
+    for vault, empty in ((open_vault(notes), []), (open_vault(cluster_notes()), ["project"])):
+        embedder_id = vault.store.get_meta("embedder")
+        index = VaultIndex.load(vault.store, vault.config, embedder_id)
+        assert index.views["daily"].raw is index.views["topic"].raw
+        assert index.views["project"].raw is not index.views["topic"].raw
+        for name, view in index.views.items():
+            paths, _, _, matrix = vault.store.lens_vectors(embedder_id, name, texts=False)
+            if name in empty:  # the project lens of a vault without project notes
+                assert not paths and view.raw.shape == (0, 0) and view.centring.shape == (0, 2)
+                assert view.rows.dtype == np.int64 and len(view.rows) == len(view.mean) == 0
+                continue
+            starts = [i for i, p in enumerate(paths) if i == 0 or p != paths[i - 1]]
+            sums = np.add.reduceat(matrix.astype(np.float64), starts, axis=0)
+            vecs = sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
+            mean = vecs.mean(axis=0)
+            centring = np.zeros((len(vecs), 2), dtype=np.float32)
+            centring[:, 0] = vecs @ mean
+            centring[:, 1] = 1.0 / np.linalg.norm(vecs - mean, axis=1).clip(1e-12)
+            assert view.rows.tolist() == [index.row[paths[i]] for i in starts]
+            for got, want in ((view.raw, vecs.astype(np.float32)), (view.mean, mean), (view.centring, centring)):
+                assert got.dtype == want.dtype and got.shape == want.shape and got.tobytes() == want.tobytes()
+            assert view.sketch is not None and view.sketch.shape == (len(vecs), min(rank.SKETCH_DIM, vecs.shape[1]))
+    assert max(sizes) > 3  # the long note's chunks came in one batch
 
 
 def test_centred_cosine_from_raw_vectors_equals_cosine_of_the_centred_vectors(open_vault):
