@@ -17,6 +17,7 @@ import pytest
 from lenslink import boilerplate, calibrate, lexical, rank
 from lenslink.lexical import MAX_QUERY_TERMS, Mentions, TfIdf, normalise
 from lenslink.rank import VaultIndex
+from lenslink.store import Store
 from lenslink.vault import Vault
 
 CLUSTERS = {
@@ -72,6 +73,50 @@ def open_vault(tiny_vault, tmp_path, fake_embedder):
 
 def paths(results) -> list[str]:
     return [r.path for r in results]
+
+
+def test_a_full_load_reads_vectors_in_batches_and_gets_the_floats_of_whole_matrices(open_vault, monkeypatch):
+    """A full load makes the notes' vectors from batches of chunks, never holding a lens's
+    chunk matrix, and narrows the float64 vectors to float32 in place: every array must be
+    what the lens's whole matrix gave, bit for bit; lenses with the same chunks (topic and
+    daily) share theirs, and a lens without chunks is empty as it was."""
+    batches = Store.lens_vector_batches
+    sizes = []
+
+    def small_batches(self, embedder_id, lens, size=2048):
+        for batch in batches(self, embedder_id, lens, 3):  # a long note goes on past 3 rows
+            sizes.append(len(batch[0]))
+            yield batch
+
+    monkeypatch.setattr(Store, "lens_vector_batches", small_batches)
+    monkeypatch.setattr(rank, "SKETCH_MIN_NOTES", 10)
+    rng = random.Random(7)
+    long_note = "\n\n".join(" ".join(rng.choices(CLUSTERS["baking"].split(), k=120)) for _ in range(8))
+    notes = {**cluster_notes(), **daily_notes(), "long.md": long_note,
+             "projects/alpha.md": "#project " + CLUSTERS["server"]}
+    for vault, empty in ((open_vault(notes), []), (open_vault(cluster_notes()), ["project"])):
+        embedder_id = vault.store.get_meta("embedder")
+        index = VaultIndex.load(vault.store, vault.config, embedder_id)
+        assert index.views["daily"].raw is index.views["topic"].raw
+        assert index.views["project"].raw is not index.views["topic"].raw
+        for name, view in index.views.items():
+            paths, _, _, matrix = vault.store.lens_vectors(embedder_id, name, texts=False)
+            if name in empty:  # the project lens of a vault without project notes
+                assert not paths and view.raw.shape == (0, 0) and view.centring.shape == (0, 2)
+                assert view.rows.dtype == np.int64 and len(view.rows) == len(view.mean) == 0
+                continue
+            starts = [i for i, p in enumerate(paths) if i == 0 or p != paths[i - 1]]
+            sums = np.add.reduceat(matrix.astype(np.float64), starts, axis=0)
+            vecs = sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
+            mean = vecs.mean(axis=0)
+            centring = np.zeros((len(vecs), 2), dtype=np.float32)
+            centring[:, 0] = vecs @ mean
+            centring[:, 1] = 1.0 / np.linalg.norm(vecs - mean, axis=1).clip(1e-12)
+            assert view.rows.tolist() == [index.row[paths[i]] for i in starts]
+            for got, want in ((view.raw, vecs.astype(np.float32)), (view.mean, mean), (view.centring, centring)):
+                assert got.dtype == want.dtype and got.shape == want.shape and got.tobytes() == want.tobytes()
+            assert view.sketch is not None and view.sketch.shape == (len(vecs), min(rank.SKETCH_DIM, vecs.shape[1]))
+    assert max(sizes) > 3  # the long note's chunks came in one batch
 
 
 def test_centred_cosine_from_raw_vectors_equals_cosine_of_the_centred_vectors(open_vault):
@@ -330,6 +375,76 @@ def test_tfidf_similarities_equal_a_dense_brute_force_cosine():
 def test_tfidf_of_an_empty_corpus_and_empty_text():
     assert list(TfIdf(["", "words here"]).similarities_to("")) == [0.0, 0.0]
     assert list(TfIdf([]).similarities_to("words")) == []
+
+
+def postings_from_a_dict_per_text(texts: list[str]):
+    """Reference: (vocab, idf, term_docs, term_weights, term_ptr) as TfIdf built them from
+    every text's dict of counts and dict of weights, all held at once."""
+    counts = [Counter(lexical.TOKEN.findall(t.lower())) for t in texts]
+    df = Counter(term for c in counts for term in c)
+    n = len(texts)
+    vocab = {t: i for i, t in enumerate(sorted(t for t, k in df.items() if k >= 2))}
+    idf = {t: math.log((1 + n) / (1 + k)) + 1 for t, k in df.items()}
+    doc_terms, doc_weights, doc_sizes = [], [], []
+    for c in counts:
+        w = {t: (1 + math.log(k)) * idf[t] for t, k in c.items()}
+        norm = math.sqrt(sum(v * v for v in w.values())) or 1.0
+        kept = sorted((vocab[t], v / norm) for t, v in w.items() if t in vocab)
+        doc_terms += [k for k, _ in kept]
+        doc_weights += [v for _, v in kept]
+        doc_sizes.append(len(kept))
+    terms = np.asarray(doc_terms, dtype=np.int32)
+    order = np.argsort(terms, kind="stable")
+    docs = np.repeat(np.arange(n, dtype=np.int32), doc_sizes)
+    return (vocab, idf, docs[order], np.asarray(doc_weights, dtype=np.float32)[order],
+            np.concatenate([[0], np.cumsum(np.bincount(terms, minlength=len(vocab)))]))
+
+
+def test_a_streamed_tfidf_is_the_one_built_from_a_dict_per_text_to_the_bit(monkeypatch):
+    """A full load streams the notes' texts (each tokenised and dropped) and computes the
+    weights in numpy by blocks of texts: the postings must be those of the dict per text
+    it replaced, bit for bit (the calibration and every lexical score depend on them)."""
+    monkeypatch.setattr(lexical, "TEXTS_PER_BLOCK", 7)  # many blocks, the last one short
+    rng = random.Random(5)
+    words = [f"w{k}" for k in range(300)] + ["Café", "naïve", "日本語", "x", "A_b"]
+    texts = [" ".join(rng.choices(words, k=rng.randint(0, 80))) * rng.choice([1, 1, 3]) for _ in range(200)]
+    texts[10] = ""
+    texts[11] = "once only: unique words here"
+    vocab, idf, docs, weights, ptr = postings_from_a_dict_per_text(texts)
+    assert len(vocab) < len(idf) and max(Counter(texts[0].split()).values()) > 1  # the cases are there
+    streamed = [TfIdf(texts), TfIdf(iter(texts)),
+                TfIdf.of_docs(len(texts), ((i, t) for i, t in enumerate(texts) if i % 5))]
+    texts_without = [t if i % 5 else "" for i, t in enumerate(texts)]  # what of_docs above indexed
+    for tfidf, reference in zip(streamed, [(vocab, idf, docs, weights, ptr)] * 2
+                                + [postings_from_a_dict_per_text(texts_without)]):
+        assert list(tfidf.vocab.items()) == list(reference[0].items())
+        assert list(tfidf.idf.items()) == list(reference[1].items())
+        for got, want in zip((tfidf.term_docs, tfidf.term_weights, tfidf.term_ptr), reference[2:]):
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+        assert tfidf.n == tfidf.base_n == len(texts)
+
+
+def test_tfidf_weights_in_numpy_are_the_floats_of_a_dict_per_text():
+    """What the streamed build computes by blocks of texts, in float64, before the
+    postings round it to float32: exactly Python's floats (a sum in another order, or a
+    numpy log, would differ in the last bits and could round the other way)."""
+    rng = random.Random(6)
+    idf = {f"w{k}": rng.uniform(1.0, 12.0) for k in range(500)}
+    texts = [Counter(rng.choices(list(idf), k=rng.randint(0, 300))) for _ in range(300)]
+    sizes = np.array([len(c) for c in texts])
+    counts = np.array([k for c in texts for k in c.values()], dtype=np.int32)
+    got = lexical.tfidf_weights(sizes, counts, np.array([idf[t] for c in texts for t in c]))
+    want = []
+    for c in texts:
+        w = {t: (1 + math.log(k)) * idf[t] for t, k in c.items()}
+        norm = math.sqrt(sum(v * v for v in w.values())) or 1.0
+        want += [v / norm for v in w.values()]
+    assert got.dtype == np.float64 and got.tolist() == want
+
+
+def test_a_streamed_tfidf_takes_documents_in_order_only():
+    with pytest.raises(ValueError):
+        TfIdf.of_docs(3, [(1, "some words"), (0, "other words")])
 
 
 def test_a_long_query_uses_its_heaviest_terms_with_the_weights_of_the_whole_text():

@@ -8,7 +8,9 @@ from __future__ import annotations
 import copy
 import math
 import re
+from array import array
 from collections import Counter
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -22,6 +24,7 @@ MAX_QUERY_TERMS = 64
 # x their note count); at 100,000 notes it drops words found in tens of thousands of
 # notes, which add little to a cosine.
 MAX_QUERY_POSTINGS = 200_000
+TEXTS_PER_BLOCK = 4096  # texts an index is built from keep their words in blocks of this many
 
 
 class TfIdf:
@@ -31,30 +34,86 @@ class TfIdf:
     does), and of those as many as fit in MAX_QUERY_POSTINGS postings: common words
     have long postings and add little to a cosine."""
 
-    def __init__(self, texts: list[str]):
-        counts = [Counter(TOKEN.findall(t.lower())) for t in texts]
-        df = Counter(term for c in counts for term in c)
-        n = len(texts)
+    def __init__(self, texts: Iterable[str]):
+        """The index of `texts` (document i: the i-th text); a generator is read once."""
+        self._index(enumerate(texts))
+
+    @classmethod
+    def of_docs(cls, n: int, docs: Iterable[tuple[int, str]]) -> "TfIdf":
+        """The index of documents 0..n-1 given as (document, text) pairs in ascending
+        order of document, read once (a document not given is empty): each text is
+        tokenised and dropped, so a full load never holds every text, nor every text's
+        word counts as dicts (1.3 GB at 100,000 notes)."""
+        new = cls.__new__(cls)
+        new._index(docs, n)
+        return new
+
+    def _index(self, docs: Iterable[tuple[int, str]], n: int | None = None) -> None:
+        # The weights are computed in numpy from each text's distinct words (as numbers,
+        # in order of first use) and counts, with the float operations a dict per text
+        # made, in the same order: the same bits. The words and counts are kept per block
+        # of texts (one array grown to the end left its old copies in the heap).
+        numbers: dict[str, int] = {}
+        blocks: list[tuple[np.ndarray, ...]] = []  # (documents, word counts, words, counts)
+        part = [array("i") for _ in range(4)]
+        last = -1
+        for doc, text in docs:
+            if doc <= last:
+                raise ValueError("documents must come in ascending order")
+            last = doc
+            c = Counter(TOKEN.findall(text.lower()))
+            new = [t for t in c if t not in numbers]
+            numbers.update(zip(new, range(len(numbers), len(numbers) + len(new))))
+            part[0].append(doc)
+            part[1].append(len(c))
+            part[2].extend(map(numbers.__getitem__, c))
+            part[3].extend(c.values())
+            if len(part[0]) == TEXTS_PER_BLOCK:
+                blocks.append(tuple(np.array(a, dtype=np.int32) for a in part))
+                part = [array("i") for _ in range(4)]
+        if part[0]:
+            blocks.append(tuple(np.array(a, dtype=np.int32) for a in part))
+        del part
+        n = sum(len(b[0]) for b in blocks) if n is None else n
+        df = np.zeros(len(numbers), dtype=np.int64)
+        for _, _, words, _ in blocks:
+            df += np.bincount(words, minlength=len(numbers))
+        terms = list(numbers)  # by number
+        del numbers
         # Terms seen once only change norms; leaving them out keeps postings small.
-        vocab = {t: i for i, t in enumerate(sorted(t for t, k in df.items() if k >= 2))}
-        idf = {t: math.log((1 + n) / (1 + k)) + 1 for t, k in df.items()}
-        self.vocab, self.idf, self.unseen_idf = vocab, idf, math.log(1 + n) + 1
-        doc_terms, doc_weights, doc_sizes = [], [], []
-        for c in counts:
-            w = {t: (1 + math.log(k)) * idf[t] for t, k in c.items()}
-            norm = math.sqrt(sum(v * v for v in w.values())) or 1.0
-            kept = sorted((vocab[t], v / norm) for t, v in w.items() if t in vocab)
-            doc_terms += [k for k, _ in kept]
-            doc_weights += [v for _, v in kept]
-            doc_sizes.append(len(kept))
+        vocab = {t: i for i, t in enumerate(sorted(t for t, k in zip(terms, df.tolist()) if k >= 2))}
+        idf_of_df = {k: math.log((1 + n) / (1 + k)) + 1 for k in set(df.tolist())}
+        self.vocab, self.idf = vocab, {t: idf_of_df[k] for t, k in zip(terms, df.tolist())}
+        self.unseen_idf = math.log(1 + n) + 1
+        term_idf = np.array([idf_of_df[k] for k in df.tolist()], dtype=np.float64)
+        term_id = np.array([vocab.get(t, -1) for t in terms], dtype=np.int32)
+        del terms
+        # postings: for each term, its documents (ascending) and weights; filled block by
+        # block, each term's documents after those of the blocks before (a counting sort)
+        kept = term_id >= 0
+        per_term = np.zeros(len(vocab), dtype=np.int64)
+        per_term[term_id[kept]] = df[kept]
+        term_ptr = np.concatenate([[0], np.cumsum(per_term)])
+        term_docs = np.empty(int(term_ptr[-1]), dtype=np.int32)
+        term_weights = np.empty(int(term_ptr[-1]), dtype=np.float32)
+        free = term_ptr[:-1].copy()  # where each term's next document goes
+        blocks.reverse()
+        while blocks:  # each block dropped once done
+            owners, sizes, words, counts = blocks.pop()
+            weights = tfidf_weights(sizes, counts, term_idf[words])
+            ids = term_id[words]
+            keep = ids >= 0
+            ids, docs, weights = ids[keep], np.repeat(owners, sizes)[keep], weights[keep]
+            order = np.argsort(ids, kind="stable")  # by term, then document
+            ids = ids[order]
+            here = np.bincount(ids, minlength=len(vocab))
+            rank = np.arange(len(ids)) - (np.cumsum(here) - here)[ids]  # within its term here
+            at = free[ids] + rank
+            term_docs[at] = docs[order]
+            term_weights[at] = weights[order]
+            free += here
         self.n = n
-        terms = np.asarray(doc_terms, dtype=np.int32)
-        # postings: for each term, its documents (ascending) and weights
-        order = np.argsort(terms, kind="stable")
-        docs = np.repeat(np.arange(n, dtype=np.int32), doc_sizes)
-        self.term_docs = docs[order]
-        self.term_weights = np.asarray(doc_weights, dtype=np.float32)[order]
-        self.term_ptr = np.concatenate([[0], np.cumsum(np.bincount(terms, minlength=len(vocab)))])
+        self.term_docs, self.term_weights, self.term_ptr = term_docs, term_weights, term_ptr
         self.base_n = n
         # documents replaced or added since the postings were built: {doc: (terms, weights)}
         self.overlay: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -117,6 +176,21 @@ class TfIdf:
                     total += product
                 out[doc] = total
         return out.astype(np.float32)
+
+
+def tfidf_weights(sizes: np.ndarray, counts: np.ndarray, idf: np.ndarray) -> np.ndarray:
+    """The weights (float64) of the words of texts of `sizes` distinct words each, one
+    after the other, that occur `counts` times in their text and have these `idf`:
+    (1 + log count) * idf over the text's L2 norm. The same floats as Python's, word by
+    word (`TfIdf.vector`), bit for bit: the same operations in the same order."""
+    distinct, inverse = np.unique(counts, return_inverse=True)
+    weights = (1.0 + np.array([math.log(k) for k in distinct.tolist()], dtype=np.float64)[inverse]) * idf
+    squares = (weights * weights).tolist()
+    norms, start = [], 0
+    for end in np.cumsum(sizes).tolist():  # each text's norm: Python's sum, in the text's order
+        norms.append(math.sqrt(sum(squares[start:end])) or 1.0)
+        start = end
+    return weights / np.repeat(np.array(norms, dtype=np.float64), sizes)
 
 
 def normalise(text: str) -> str:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import itertools
 import math
 import random
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -78,9 +81,15 @@ class Card(NamedTuple):
 
 
 def _card(n: NoteRow) -> Card:
+    """The card of a note as the store knows it."""
+    return _new_card(n.path, n.title, n.folder, n.tags, n.aliases, n.opted_out, n.is_daily)
+
+
+def _new_card(path: str, title: str, folder: str, tags: tuple[str, ...], aliases: tuple[str, ...],
+              opted_out: bool, is_daily: bool) -> Card:
     """Paths, folders and tags interned: links and other cards then hold the same strings."""
-    return Card(sys.intern(n.path), n.title, sys.intern(n.folder), tuple(sys.intern(t) for t in n.tags),
-                n.aliases, n.opted_out, n.is_daily)
+    return Card(sys.intern(path), title, sys.intern(folder), tuple(sys.intern(t) for t in tags),
+                aliases, opted_out, is_daily)
 
 
 class Positions(MutableMapping):
@@ -184,32 +193,44 @@ class VaultIndex:
     """The in-memory ranking state of one vault. Texts are not kept: a query reads its
     note's query text and the passages it shows from the store (`reader`)."""
 
-    def __init__(self, config: VaultConfig, notes: list[NoteRow], links: dict[str, list[str]],
-                 lex_texts: dict[str, tuple[str, str]], lens_data: dict[str, tuple],
-                 models: dict[str, learn.Model] | None = None, reader: Reader | None = None,
-                 embedder_id: str = ""):
+    def __init__(self, config: VaultConfig, store: Store, embedder_id: str,
+                 models: dict[str, learn.Model] | None = None, reader: Reader | None = None):
+        """The ranking built from the store (`load`), read one part at a time: the notes,
+        each lens's vectors in batches (each note's vector made and its chunks dropped),
+        the links, then the texts (each tokenised and dropped). At 100,000 notes, holding
+        all of them at once took 3 GB."""
         self.config = config
-        self.notes = notes
+        self.notes: list[Card] = []
         self.reader = reader
         self.embedder_id = embedder_id
         self.mapped = None  # the snapshot file this index's arrays are mapped from, if any
-        self.row = {sys.intern(n.path): i for i, n in enumerate(notes)}
-        self.links = self._links(links)
-        self.tfidf = TfIdf([lex_texts.get(n.path, ("", ""))[0] for n in notes])
-        self.mentions = Mentions([[n.title, *n.aliases] for n in notes])
+        # which notes each lens's filters take, by vault row: (sources, candidates)
+        matches: dict[str, tuple[list[bool], list[bool]]] = {lens.name: ([], []) for lens in config.lenses}
+        for path, title, folder, opted_out, daily, tags, aliases, frontmatter in store.note_cards():
+            self.notes.append(_new_card(path, title, folder, tags, aliases, opted_out, daily))
+            meta = NoteMeta(path=path, tags=tags, frontmatter=frontmatter, is_daily=daily)
+            for lens in config.lenses:
+                sources, candidates = matches[lens.name]
+                sources.append(lens.source.matches(meta))
+                candidates.append(lens.candidates.matches(meta))
+        self.row = {n.path: i for i, n in enumerate(self.notes)}  # `_new_card` interned the paths
+        # the vectors first, while little else is held: a lens's float64 note vectors are
+        # the largest thing a load makes
+        views = self._views(store, {name: (np.array(s, dtype=bool), np.array(c, dtype=bool))
+                                    for name, (s, c) in matches.items()})
+        del matches
+        self.links = self._links((src, (dst for _, dst in pairs))
+                                 for src, pairs in itertools.groupby(store.each_link(), key=itemgetter(0)))
+        # a note stored after the notes were read is left out (it shows as changed since
+        # this load: see snapshot.facts)
+        self.tfidf = TfIdf.of_docs(len(self.notes), ((self.row[p], text) for p, text in store.each_lex_text()
+                                                     if p in self.row))
+        self.mentions = Mentions([[n.title, *n.aliases] for n in self.notes])
         self._mentioned: dict[int, frozenset[int]] = {}  # row -> rows its text mentions
         self._names: dict[str, int] | None = None
         self._edges: tuple[np.ndarray, np.ndarray] | None = None
         self.patched = 0  # notes re-read by `updated` since the full load
-        self.views: dict[str, LensView] = {}
-        for lens in config.lenses:
-            data = lens_data[lens.name]
-            # Lenses that embed the same texts (same template, other filters: topic and
-            # daily by default) share their arrays: a third less memory at 100,000 notes.
-            twin = next((self.views[o.name] for o in config.lenses if o.name in self.views
-                         and _same_texts(lens_data[o.name], data)), None)
-            self.views[lens.name] = self._view(lens, *data, twin=twin)
-        self.notes = [_card(n) for n in notes]  # the filters above read the whole rows
+        self.views: dict[str, LensView] = views
         for view in self.views.values():
             # every lens is calibrated, trained or not: a snapshot serves with or without
             # the rankers stored at the time (`with_models`)
@@ -221,11 +242,8 @@ class VaultIndex:
              reader: Reader | None = None) -> "VaultIndex":
         """The ranking built from the store, with its rankers; texts are read through
         `reader` (default: one of its own on the store's file)."""
-        data = {lens.name: store.lens_vectors(embedder_id, lens.name, texts=False)
-                for lens in config.lenses}
-        return cls(config, store.notes(), store.links(), store.lex_texts(), data,
-                   cls.stored_models(store, config, embedder_id), reader or Reader(store.path),
-                   embedder_id)
+        return cls(config, store, embedder_id, cls.stored_models(store, config, embedder_id),
+                   reader or Reader(store.path))
 
     @staticmethod
     def stored_models(store: Store, config: VaultConfig, embedder_id: str) -> dict[str, learn.Model]:
@@ -272,37 +290,87 @@ class VaultIndex:
             view.features = learn.PairFeatures(self, view, view.model.projection if view.model else None)
         return view.features, view.graph
 
-    def _view(self, lens: Lens, paths, chunk_nos, hashes, matrix, twin: LensView | None = None) -> LensView:
-        """A lens's notes from its chunks, which come in (path, chunk) order; with `twin`,
-        a view of the same chunks, its arrays are shared and only the filters are new."""
-        if twin is not None:
-            sources, candidates = self._filters(lens, twin.rows)
-            return dataclasses.replace(
-                twin, lens=lens, calibrator=calibrate.Calibrator("percentile"),
-                model=None, graph=None, features=None, sources=sources, candidates=candidates)
-        starts = [i for i in range(len(paths)) if i == 0 or paths[i] != paths[i - 1]]
-        owners_path = [paths[i] for i in starts]
-        rows = np.array([self.row[p] for p in owners_path], dtype=np.int64)
-        d = matrix.shape[1] if matrix.size else 0
-        if len(owners_path):
-            vecs = _note_vectors(matrix, starts)
-            mean = vecs.mean(axis=0)
-        else:
-            vecs, mean = np.zeros((0, d)), np.zeros(d)
-        sources, candidates = self._filters(lens, rows)
-        view = LensView(lens=lens, rows=rows, raw=vecs.astype(np.float32),
-                        centring=_centring(vecs, mean), sources=sources, candidates=candidates,
-                        position=Positions(rows), mean=mean)
-        if len(vecs) >= SKETCH_MIN_NOTES:
-            view.basis = _sketch_axes(view)
-            view.sketch = _sketch(view, np.arange(len(vecs)))
-        return view
+    def _views(self, store: Store, matches: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, LensView]:
+        """Every lens's view from its chunks' vectors; `matches`: which vault rows each
+        lens's filters take (sources, candidates)."""
+        views: dict[str, LensView] = {}
+        digests: dict[str, str] = {}  # lens -> a digest of its chunks (paths, numbers, text hashes)
+        for lens in self.config.lenses:
+            sources, candidates = matches[lens.name]
+            # Lenses that embed the same texts (same template, other filters: topic and
+            # daily by default) share their arrays: a third less memory at 100,000 notes.
+            # Their chunks are compared first, so the vectors are read for one of them.
+            twin = digest = None
+            if views:
+                digest = self._chunks_digest(store.lens_text_keys(self.embedder_id, lens.name))
+                twin = next((views[name] for name in views if digests[name] == digest), None)
+            if twin is not None:
+                views[lens.name] = dataclasses.replace(
+                    twin, lens=lens, calibrator=calibrate.Calibrator("percentile"), model=None, graph=None,
+                    features=None, sources=sources[twin.rows], candidates=candidates[twin.rows])
+            else:
+                views[lens.name], digest = self._view(
+                    lens, store.lens_vector_batches(self.embedder_id, lens.name), sources, candidates)
+            digests[lens.name] = digest
+        return views
 
-    def _filters(self, lens: Lens, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(sources, candidates): whether each of these vault rows matches the lens's filters."""
-        metas = [self._meta(self.notes[r]) for r in rows]
-        return (np.array([lens.source.matches(m) for m in metas], dtype=bool),
-                np.array([lens.candidates.matches(m) for m in metas], dtype=bool))
+    def _view(self, lens: Lens, batches, sources: np.ndarray, candidates: np.ndarray) -> tuple[LensView, str]:
+        """A lens's notes from its chunks' batches (`Store.lens_vector_batches`: in (path,
+        chunk) order, a note's chunks in one batch), and a digest of those chunks;
+        `sources`, `candidates`: which vault rows the lens's filters take."""
+        digest = hashlib.sha256()
+        room = len(self.notes)  # a lens has at most one vector per note
+        rows = np.empty(room, dtype=np.int64)
+        # float64 note vectors, row after row (their mean and centring are computed from
+        # them as a whole, as they always were); rows a lens does not fill are never
+        # touched, so they take no memory
+        buffer, d, count = None, 0, 0
+        for paths, numbers, hashes, matrix in batches:
+            known = [k for k, p in enumerate(paths) if p in self.row]
+            if len(known) < len(paths):  # notes stored after the notes were read: left out
+                paths, numbers, hashes = ([x[k] for k in known] for x in (paths, numbers, hashes))
+                matrix = matrix[known]
+            if not paths:
+                continue
+            digest.update(_chunk_keys(zip(paths, numbers, hashes)))
+            starts = [k for k in range(len(paths)) if k == 0 or paths[k] != paths[k - 1]]
+            if buffer is None:
+                d = matrix.shape[1]
+                buffer = np.empty(room * d)
+            end = count + len(starts)
+            buffer[count * d:end * d] = _note_vectors(matrix, starts).ravel()
+            rows[count:end] = [self.row[paths[k]] for k in starts]
+            count = end
+        rows = rows[:count].copy()
+        if count:
+            vecs = buffer[:count * d].reshape(count, d)
+            mean = vecs.mean(axis=0)
+            centring = _centring(vecs, mean)
+            del vecs
+            raw = _narrowed(buffer, count, d)
+        else:
+            raw, centring, mean = np.zeros((0, 0), dtype=np.float32), np.zeros((0, 2), dtype=np.float32), np.zeros(0)
+        del buffer
+        view = LensView(lens=lens, rows=rows, raw=raw, centring=centring, sources=sources[rows],
+                        candidates=candidates[rows], position=Positions(rows), mean=mean)
+        if count >= SKETCH_MIN_NOTES:
+            view.basis = _sketch_axes(view)
+            view.sketch = _sketch(view, np.arange(count))
+        return view, digest.hexdigest()
+
+    def _chunks_digest(self, keys) -> str:
+        """The digest `_view` makes of these chunks' (path, chunk number, text hash), of
+        the notes this index holds."""
+        digest = hashlib.sha256()
+        batch: list[tuple[str, int, str]] = []
+        for key in keys:
+            if key[0] in self.row:
+                batch.append(key)
+                if len(batch) == 8192:
+                    digest.update(_chunk_keys(batch))
+                    batch = []
+        digest.update(_chunk_keys(batch))
+        return digest.hexdigest()
 
     # -- incremental update -------------------------------------------------------
     def updated(self, store: Store, embedder_id: str, paths: list[str]) -> "VaultIndex":
@@ -339,12 +407,12 @@ class VaultIndex:
         new._mentioned = {} if names else {r: m for r, m in dict(self._mentioned).items()
                                            if r not in touched}
         if added or gone:  # what any link resolves to may have changed
-            new.links = new._links(store.links())
+            new.links = new._links(store.links().items())
         else:
             new.links = dict(self.links)
             for p in fresh:
                 new.links.pop(p, None)
-            new.links.update(new._links(store.links(fresh)))
+            new.links.update(new._links(store.links(fresh).items()))
         # file names change only with added or removed notes; links only with edits
         new._names = self._names if not (added or gone) else None
         new._edges = self._edges if not (added or gone) and new.links == self.links else None
@@ -422,11 +490,11 @@ class VaultIndex:
         return new
 
     @staticmethod
-    def _links(links: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
-        """Links as tuples of interned paths, the strings the cards hold (a set and a copy
-        of each path per link were a tenth of the memory at 100,000 notes)."""
-        return {sys.intern(src): tuple(sorted({sys.intern(d) for d in dst}))
-                for src, dst in links.items()}
+    def _links(links: Iterable[tuple[str, Iterable[str]]]) -> dict[str, tuple[str, ...]]:
+        """Links, (source, targets) by source, as tuples of interned paths, the strings the
+        cards hold (a set and a copy of each path per link were a tenth of the memory at
+        100,000 notes)."""
+        return {sys.intern(src): tuple(sorted({sys.intern(d) for d in dst})) for src, dst in links}
 
     @staticmethod
     def _meta(n: NoteRow) -> NoteMeta:
@@ -656,6 +724,11 @@ def _same_texts(a: tuple, b: tuple) -> bool:
     return a[:3] == b[:3]
 
 
+def _chunk_keys(keys) -> bytes:
+    """(path, chunk number, text hash) of chunks as bytes, for a digest (no path holds a NUL)."""
+    return "".join(f"{p}\0{c}\0{h}\n" for p, c, h in keys).encode("utf-8", "surrogatepass")
+
+
 def _clip(text: str) -> str:
     """A chunk as its passage is shown: whitespace collapsed, at most PASSAGE_CHARS."""
     head = " ".join(text[:PASSAGE_CHARS * 8].split())  # enough, unless mostly whitespace
@@ -671,12 +744,30 @@ def _note_vectors(chunk_vectors: np.ndarray, starts) -> np.ndarray:
     return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
 
 
-def _centring(vecs: np.ndarray, mean: np.ndarray) -> np.ndarray:
+def _narrowed(buffer: np.ndarray, count: int, d: int, block: int = 8192) -> np.ndarray:
+    """The first `count` rows of `d` float64 values in `buffer` (an array that owns its
+    memory, of which no view is left) as a (count, d) float32 array in the same memory:
+    what `astype(np.float32)` gives, without the float32 matrix beside the float64 one
+    (150 MB at 100,000 notes). `buffer` is shrunk to it and must not be used after."""
+    narrow = buffer.view(np.float32)
+    for a in range(0, count, block):
+        # rows a.. as float32 end before the float64 values of the rows after them begin,
+        # so no row is overwritten before it is read (numpy copies the first block through
+        # a temporary array: it overlaps itself)
+        narrow[a * d:min(a + block, count) * d] = buffer[a * d:min(a + block, count) * d]
+    del narrow
+    buffer.resize(-(-count * d // 2), refcheck=False)  # a realloc: the rest is given back
+    return buffer.view(np.float32)[:count * d].reshape(count, d)
+
+
+def _centring(vecs: np.ndarray, mean: np.ndarray, block: int = 2048) -> np.ndarray:
     """(n, 2) float32: each note vector's r.m and 1/|r - m| (see LensView)."""
     out = np.zeros((len(vecs), 2), dtype=np.float32)
     if len(vecs):
-        out[:, 0] = vecs @ mean
-        out[:, 1] = 1.0 / np.linalg.norm(vecs - mean, axis=1).clip(1e-12)
+        out[:, 0] = vecs @ mean  # every row in one product: BLAS may add up a row's terms
+        # in another order when given some of the rows; norms are the same row by row
+        for a in range(0, len(vecs), block):  # (`vecs - mean` whole was another copy of vecs)
+            out[a:a + block, 1] = 1.0 / np.linalg.norm(vecs[a:a + block] - mean, axis=1).clip(1e-12)
     return out
 
 

@@ -354,6 +354,16 @@ class Store:
                 del cache[path]
         return [cache[s[0]][1] for s in states if s[0] in cache]
 
+    def note_cards(self) -> Iterator[tuple[str, str, str, bool, bool, tuple[str, ...], tuple[str, ...], dict]]:
+        """(path, title, folder, opted out, is_daily, tags, aliases, frontmatter) of every
+        note, in path order, streamed and not cached: what the ranking keeps of a note and
+        what lens filters look at (a full load held every decoded row at once)."""
+        for path, title, folder, opted_out, daily, tags, aliases, frontmatter in self.db.execute(
+                "SELECT path, title, folder, opted_out, is_daily, tags, aliases, frontmatter"
+                " FROM notes ORDER BY path"):
+            yield (path, title, folder, bool(opted_out), bool(daily), tuple(json.loads(tags)),
+                   tuple(json.loads(aliases)), json.loads(frontmatter))
+
     def stored_times(self) -> dict[str, float]:
         """{path: when the note was last stored (`put_note`; a touch does not count)}."""
         return dict(self.db.execute("SELECT path, indexed_at FROM notes").fetchall())
@@ -422,6 +432,11 @@ class Store:
         rows = self.db.execute(sql) if paths is None else _select_in(self.db, sql + " WHERE path IN", paths)
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    def each_lex_text(self) -> Iterator[tuple[str, str]]:
+        """(path, lex_text) of every note, in path order, streamed (a full load tokenises
+        each text and drops it: at 100,000 notes the texts are 120 MB as strings)."""
+        return iter(self.db.execute("SELECT path, lex_text FROM notes ORDER BY path"))
+
     def query_texts(self, paths: Iterable[str] | None = None) -> dict[str, str]:
         """{path: query text} of every note (or of `paths`)."""
         sql = "SELECT path, query_text FROM notes"
@@ -482,6 +497,11 @@ class Store:
             graph.setdefault(src, []).append(dst)
         return graph
 
+    def each_link(self) -> Iterator[tuple[str, str]]:
+        """(source, target) of every link, in that order, streamed (`links` holds them all
+        twice over: the rows, then the lists)."""
+        return iter(self.db.execute("SELECT src, dst FROM links ORDER BY src, dst"))
+
     def link_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM links").fetchone()[0]
 
@@ -533,7 +553,7 @@ class Store:
                      texts: bool = True) -> tuple[list[str], list[int], list[str], np.ndarray]:
         """(paths, chunk numbers, chunk texts, matrix) of every embedded chunk of a lens
         (or of the chunks of `paths`), in (path, chunk) order; with `texts=False`, the
-        texts' hashes instead of the texts (what a full load needs: a fraction of the
+        texts' hashes instead of the texts (what an update needs: a fraction of the
         memory). Rows are read in batches, so the blobs never sit beside the matrix."""
         column = "c.text" if texts else "c.text_hash"
         sql = (f"SELECT c.path, c.chunk, {column}, v.vector FROM chunks c {{}} vectors v"
@@ -558,6 +578,40 @@ class Store:
         if not blocks:
             return [], [], [], np.zeros((0, 0), dtype=np.float32)
         return out_paths, numbers, out_texts, blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+    def lens_vector_batches(self, embedder_id: str, lens: str, size: int = 2048
+                            ) -> Iterator[tuple[list[str], list[int], list[str], np.ndarray]]:
+        """(paths, chunk numbers, text hashes, matrix) of every embedded chunk of a lens, in
+        (path, chunk) order, in batches of about `size` chunks that end where a note's
+        chunks end: a full load makes each note's vector from one batch and never holds
+        the lens's chunk matrix (hundreds of MB at 100,000 notes) at once."""
+        rows: list[tuple] = []
+        for fetched in self._lens_rows(embedder_id, lens, "c.text_hash, v.vector", size):
+            rows += fetched
+            last = rows[-1][0]
+            cut = len(rows)
+            while cut and rows[cut - 1][0] == last:  # the last note may go on in the next rows
+                cut -= 1
+            if cut:
+                yield _vector_batch(rows[:cut])
+                rows = rows[cut:]
+        if rows:
+            yield _vector_batch(rows)
+
+    def lens_text_keys(self, embedder_id: str, lens: str) -> Iterator[tuple[str, int, str]]:
+        """(path, chunk number, text hash) of every embedded chunk of a lens, in (path,
+        chunk) order, as `lens_vector_batches` gives them, without reading the vectors."""
+        for fetched in self._lens_rows(embedder_id, lens, "c.text_hash", 8192):
+            yield from fetched
+
+    def _lens_rows(self, embedder_id: str, lens: str, columns: str, size: int) -> Iterator[list[tuple]]:
+        # CROSS JOIN: chunks are read in the order of their primary key (path, lens,
+        # chunk), so SQLite sorts one note's chunks at a time, not the lens's vectors
+        cursor = self.db.execute(
+            f"SELECT c.path, c.chunk, {columns} FROM chunks c CROSS JOIN vectors v"
+            " ON v.embedder=? AND v.text_hash=c.text_hash WHERE c.lens=? ORDER BY c.path, c.chunk",
+            [embedder_id, lens])
+        return iter(lambda: cursor.fetchmany(size), [])
 
     def paths_of_texts(self, hashes: Iterable[str]) -> list[str]:
         """Notes with a chunk of one of these text hashes."""
@@ -784,6 +838,12 @@ def _note_row(r) -> NoteRow:
     return NoteRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), bool(r[8]),
                    tuple(json.loads(r[9])), tuple(json.loads(r[10])), json.loads(r[11]),
                    tuple(json.loads(r[12])), tuple(json.loads(r[13])))
+
+
+def _vector_batch(rows: list[tuple]) -> tuple[list[str], list[int], list[str], np.ndarray]:
+    """(paths, chunk numbers, text hashes, matrix) of rows (path, chunk, text_hash, blob)."""
+    matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), -1)
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], matrix
 
 
 def _select_in(db, sql: str, values: Iterable[str], params: Iterable = ()) -> list[tuple]:
