@@ -418,6 +418,28 @@ def test_a_restart_after_a_few_edits_brings_the_saved_snapshot_up_to_date(tiny_v
     assert builds == [1]
 
 
+@pytest.mark.parametrize("change", ["deleted", "renamed", "deleted and edited"])
+def test_write_all_after_a_restart_writes_only_the_notes_left(tiny_vault, tmp_path, fake_embedder,
+                                                              change):
+    # a note deleted (or renamed) while no daemon ran leaves its row in the snapshot
+    # brought up to date: `write` (every note) must not list it
+    root, db = indexed_and_saved(tiny_vault, tmp_path, linked=True)
+    if change == "renamed":
+        (root / "server/server 2.md").rename(root / "server/host.md")
+    else:
+        (root / "server/server 2.md").unlink()
+    if change == "deleted and edited":
+        (root / "garden/garden 0.md").write_text(CLUSTERS["baking"], encoding="utf-8")
+    for _ in range(2):  # brought up to date and saved, then loaded as saved
+        with Vault(root, db=db, embedder="fake") as vault:
+            vault.index()
+            outcomes = vault.write(dry_run=True)
+            left = set(vault.store.note_paths())
+            assert vault.ranking().patched  # brought up to date, not loaded in full
+        assert {o.status for o in outcomes} == {"diff"}
+        assert sorted(o.path for o in outcomes) == sorted(left)
+
+
 def test_blocks_written_back_leave_the_snapshot_valid(tiny_vault, tmp_path, fake_embedder):
     # writing "Related notes" blocks changes the files' bytes but nothing lenslink reads:
     # the saved snapshot's key still matches the store

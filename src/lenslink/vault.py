@@ -305,8 +305,11 @@ class Vault:
         `force` (taking the block over)."""
         if not dry_run:
             self._check_writer()
-        targets = [self.resolve_note(n) for n in notes] if notes else \
-            [r.path for r in self.ranking().notes if not r.opted_out]
+        if notes:
+            targets = [self.resolve_note(n) for n in notes]
+        else:  # by `row`: an updated snapshot keeps the cards of deleted notes in `notes`
+            ranking = self.ranking()
+            targets = [p for p, r in ranking.row.items() if not ranking.notes[r].opted_out]
         outcomes = []
         for path in targets:
             try:
