@@ -440,6 +440,22 @@ def test_write_all_after_a_restart_writes_only_the_notes_left(tiny_vault, tmp_pa
         assert sorted(o.path for o in outcomes) == sorted(left)
 
 
+def test_status_and_the_lens_map_after_a_restart_leave_a_deleted_note_out(tiny_vault, tmp_path,
+                                                                           fake_embedder):
+    from lenslink import plot
+
+    root, db = indexed_and_saved(tiny_vault, tmp_path, linked=True)
+    (root / "server/server 2.md").unlink()
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+        assert vault.ranking().patched  # brought up to date: the note's row is still there
+        lens = next(l for l in vault.status()["lenses"] if l["name"] == "topic")
+        drawn = plot.lens_map(vault.ranking(), "topic")
+        left = sorted(vault.store.note_paths())
+    assert lens["notes"] == len(left)
+    assert sorted(drawn.paths) == left and len(drawn.xy) == len(left)
+
+
 def test_blocks_written_back_leave_the_snapshot_valid(tiny_vault, tmp_path, fake_embedder):
     # writing "Related notes" blocks changes the files' bytes but nothing lenslink reads:
     # the saved snapshot's key still matches the store

@@ -372,7 +372,8 @@ class Vault:
         if ranking is not None:
             for lens in self.config.lenses:
                 view = ranking.views[lens.name]
-                out["lenses"].append({"name": lens.name, "notes": int(len(view.rows)),
+                # notes: `position`, not `rows` (an updated snapshot keeps those of notes gone)
+                out["lenses"].append({"name": lens.name, "notes": len(view.position),
                                       "sources": int(view.sources.sum()),
                                       "candidates": int(view.candidates.sum()),
                                       "ranking": "learned" if view.model else "unsupervised",
