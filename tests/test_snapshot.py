@@ -456,6 +456,20 @@ def test_status_and_the_lens_map_after_a_restart_leave_a_deleted_note_out(tiny_v
     assert sorted(drawn.paths) == left and len(drawn.xy) == len(left)
 
 
+def test_a_rebuild_removes_the_saved_snapshot(tiny_vault, tmp_path, fake_embedder, monkeypatch):
+    # else the next load would bring the snapshot of before up to date from every note
+    # (fewer than PATCH_MIN here), keeping its calibration and the rows of notes deleted
+    root, db = indexed_and_saved(tiny_vault, tmp_path, linked=True)
+    (root / "server/server 2.md").unlink()
+    builds = loads_counted(monkeypatch)
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index(rebuild=True)
+        assert not snapshot_path(db).exists()
+        index = vault.ranking()
+        assert index.patched == 0 and [n.path for n in index.notes] == sorted(vault.store.note_paths())
+    assert builds == [1]
+
+
 def test_blocks_written_back_leave_the_snapshot_valid(tiny_vault, tmp_path, fake_embedder):
     # writing "Related notes" blocks changes the files' bytes but nothing lenslink reads:
     # the saved snapshot's key still matches the store

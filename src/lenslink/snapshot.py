@@ -146,6 +146,15 @@ def save(index, key: str, path: Path, known: dict | None = None) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def discard(path: Path) -> None:
+    """Remove the snapshot (after `index --rebuild`: the next load builds one instead of
+    bringing the one of before up to date); errors are logged."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not remove the ranking snapshot %s: %s", path, exc)
+
+
 def load(path: Path, key: str, config: VaultConfig):
     """The snapshot saved under `key`, with the current config's lenses; None if there
     is none, it is for another state, or it cannot be read."""

@@ -92,10 +92,14 @@ class Vault:
         """Incremental sync of the vault into the store (everything with rebuild).
 
         The ranking in memory stays as it was until `refresh()` (the daemon keeps
-        answering from it while it indexes)."""
-        report = index_mod.sync(self.root, self.config, self.store, self.embedder,
-                                rebuild=rebuild, paths=paths, progress=progress, verify=verify,
-                                report=report)
+        answering from it while it indexes); a rebuild removes the saved one."""
+        try:
+            report = index_mod.sync(self.root, self.config, self.store, self.embedder,
+                                    rebuild=rebuild, paths=paths, progress=progress, verify=verify,
+                                    report=report)
+        finally:
+            if rebuild:  # also when interrupted: the store was reset
+                snapshot.discard(snapshot.path_for(self.db_path))
         self.store.set_meta("indexed_at", str(time.time()))
         if paths is None and (verify or self.store.get_meta("verified_at") is None):
             self.store.set_meta("verified_at", str(time.time()))  # every note was seen
