@@ -235,6 +235,40 @@ def test_status_output(indexed):
         ["topic", "project", "daily", "cuisine", "climate", "size"]
 
 
+PEOPLE_LENS = '\n[lenses.people]\nsource = { globs = ["people/**"] }\ncandidates = { globs = ["people/**"] }\n'
+
+
+@pytest.mark.parametrize("change, note, lens, lenses", [
+    ("removed", "cities/Oslo.md", "topic", ["topic", "daily", "cuisine", "climate", "size"]),
+    ("renamed", "cities/Oslo.md", "population",
+     ["topic", "project", "daily", "cuisine", "climate", "population"]),
+    ("added", "people/Tom Becker.md", "people",
+     ["topic", "project", "daily", "cuisine", "climate", "size", "people"]),
+])
+def test_a_lens_removed_renamed_or_added_after_a_ranking_was_saved(indexed, change, note, lens, lenses):
+    # the snapshot `related` saved has the old lenses: it is built again, not reused
+    assert run("related", indexed, "cities/Oslo.md", "--lens", "size").exit_code == 0
+    config = indexed / ".lenslink.toml"
+    text = config.read_text(encoding="utf-8")
+    if change == "removed":  # [lenses.project] and its comments
+        text = text[:text.index("[lenses.project]")] + text[text.index("# Daily notes share"):]
+    elif change == "renamed":
+        text = text.replace("[lenses.size]", "[lenses.population]")
+    else:
+        text += PEOPLE_LENS
+    config.write_text(text, encoding="utf-8")
+    assert run("index", indexed, "--embedder", "fake").exit_code == 0
+    related = run("related", indexed, note, "--lens", lens)
+    assert related.exit_code == 0, related.output
+    assert len(related.stdout.splitlines()) == (5 if lens == "topic" else 3)  # top_k or fewer notes
+    status = run("status", indexed, "--json")
+    assert status.exit_code == 0, status.output
+    assert [l["name"] for l in json.loads(status.stdout)["lenses"]] == lenses
+    written = run("write", indexed, "--all", "--dry-run")
+    assert written.exit_code == 0, written.output
+    assert written.stderr.splitlines()[-1] == "52 diff"
+
+
 def test_status_before_indexing(sample_vault):
     result = run("status", sample_vault)
     assert result.exit_code == 0

@@ -418,6 +418,58 @@ def test_a_restart_after_a_few_edits_brings_the_saved_snapshot_up_to_date(tiny_v
     assert builds == [1]
 
 
+@pytest.mark.parametrize("change", ["deleted", "renamed", "deleted and edited"])
+def test_write_all_after_a_restart_writes_only_the_notes_left(tiny_vault, tmp_path, fake_embedder,
+                                                              change):
+    # a note deleted (or renamed) while no daemon ran leaves its row in the snapshot
+    # brought up to date: `write` (every note) must not list it
+    root, db = indexed_and_saved(tiny_vault, tmp_path, linked=True)
+    if change == "renamed":
+        (root / "server/server 2.md").rename(root / "server/host.md")
+    else:
+        (root / "server/server 2.md").unlink()
+    if change == "deleted and edited":
+        (root / "garden/garden 0.md").write_text(CLUSTERS["baking"], encoding="utf-8")
+    for _ in range(2):  # brought up to date and saved, then loaded as saved
+        with Vault(root, db=db, embedder="fake") as vault:
+            vault.index()
+            outcomes = vault.write(dry_run=True)
+            left = set(vault.store.note_paths())
+            assert vault.ranking().patched  # brought up to date, not loaded in full
+        assert {o.status for o in outcomes} == {"diff"}
+        assert sorted(o.path for o in outcomes) == sorted(left)
+
+
+def test_status_and_the_lens_map_after_a_restart_leave_a_deleted_note_out(tiny_vault, tmp_path,
+                                                                           fake_embedder):
+    from lenslink import plot
+
+    root, db = indexed_and_saved(tiny_vault, tmp_path, linked=True)
+    (root / "server/server 2.md").unlink()
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index()
+        assert vault.ranking().patched  # brought up to date: the note's row is still there
+        lens = next(l for l in vault.status()["lenses"] if l["name"] == "topic")
+        drawn = plot.lens_map(vault.ranking(), "topic")
+        left = sorted(vault.store.note_paths())
+    assert lens["notes"] == len(left)
+    assert sorted(drawn.paths) == left and len(drawn.xy) == len(left)
+
+
+def test_a_rebuild_removes_the_saved_snapshot(tiny_vault, tmp_path, fake_embedder, monkeypatch):
+    # else the next load would bring the snapshot of before up to date from every note
+    # (fewer than PATCH_MIN here), keeping its calibration and the rows of notes deleted
+    root, db = indexed_and_saved(tiny_vault, tmp_path, linked=True)
+    (root / "server/server 2.md").unlink()
+    builds = loads_counted(monkeypatch)
+    with Vault(root, db=db, embedder="fake") as vault:
+        vault.index(rebuild=True)
+        assert not snapshot_path(db).exists()
+        index = vault.ranking()
+        assert index.patched == 0 and [n.path for n in index.notes] == sorted(vault.store.note_paths())
+    assert builds == [1]
+
+
 def test_blocks_written_back_leave_the_snapshot_valid(tiny_vault, tmp_path, fake_embedder):
     # writing "Related notes" blocks changes the files' bytes but nothing lenslink reads:
     # the saved snapshot's key still matches the store

@@ -105,12 +105,14 @@ def lens_map(ranking, lens: str | None, color: str = "folder", label: int = 8) -
     """The panel of one lens from a loaded ranking (`Vault.ranking()`)."""
     name = ranking.config.lens(lens).name
     view = ranking.views[name]
-    notes = [ranking.notes[int(r)] for r in view.rows]
-    xy, explained = pca_2d(view.centred_rows(np.arange(len(view.rows))))
+    # the lens's notes now: an updated snapshot keeps (zeroed) rows of the notes that left it
+    idx = np.array(sorted(view.position.values()), dtype=np.int64)
+    notes = [ranking.notes[int(r)] for r in view.rows[idx]]
+    xy, explained = pca_2d(view.centred_rows(idx))
     return LensMap(lens=name, paths=tuple(n.path for n in notes), titles=tuple(n.title for n in notes),
                    xy=xy, explained=explained,
                    groups=tuple(colour_groups([n.folder for n in notes], [tuple(n.tags) for n in notes], color)),
-                   labelled=tuple(pick_labels(xy, label)), sources=view.sources.copy(),
+                   labelled=tuple(pick_labels(xy, label)), sources=view.sources[idx],
                    description=view.lens.description)
 
 

@@ -146,20 +146,31 @@ def save(index, key: str, path: Path, known: dict | None = None) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def discard(path: Path) -> None:
+    """Remove the snapshot (after `index --rebuild`: the next load builds one instead of
+    bringing the one of before up to date); errors are logged."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("could not remove the ranking snapshot %s: %s", path, exc)
+
+
 def load(path: Path, key: str, config: VaultConfig):
     """The snapshot saved under `key`, with the current config's lenses; None if there
     is none, it is for another state, or it cannot be read."""
-    found = _read(path, key, config)
-    return None if found is None else found[0]
+    found = _read(path, key)
+    return None if found is None else found[0].with_config(config)
 
 
 def load_stale(path: Path, base: str, config: VaultConfig):
     """(index, facts) of a snapshot saved with `facts` under this base key whatever its
     state key, else None; `facts["stored_at"]` is a numpy array again."""
-    found = _read(path, None, config)
+    found = _read(path, None)
     if found is None or found[1] is None or found[1].get("base") != base:
         return None
-    return found
+    # the config only now: a snapshot of other lenses has another base key (and `with_config`
+    # would fail on a lens the config no longer has)
+    return found[0].with_config(config), found[1]
 
 
 def changed_since(index, stored_at: np.ndarray, now: dict[str, float]) -> list[str]:
@@ -170,8 +181,9 @@ def changed_since(index, stored_at: np.ndarray, now: dict[str, float]) -> list[s
     return sorted({p for p, t in now.items() if then.get(p) != t} | (then.keys() - now.keys()))
 
 
-def _read(path: Path, key: str | None, config: VaultConfig):
-    """(index, facts or None) from the file if its key is `key` (any key: None)."""
+def _read(path: Path, key: str | None):
+    """(index, facts or None) from the file if its key is `key` (any key: None), the
+    index with the config it was saved with."""
     try:
         with open(path, "rb") as f:
             if f.readline() != MAGIC:
@@ -204,7 +216,6 @@ def _read(path: Path, key: str | None, config: VaultConfig):
     except Exception as exc:  # damaged: build it again
         log.warning("ignoring the unreadable ranking snapshot %s: %s", path, exc)
         return None
-    index = index.with_config(config)
     index.mapped = whole
     return index, known
 

@@ -92,10 +92,14 @@ class Vault:
         """Incremental sync of the vault into the store (everything with rebuild).
 
         The ranking in memory stays as it was until `refresh()` (the daemon keeps
-        answering from it while it indexes)."""
-        report = index_mod.sync(self.root, self.config, self.store, self.embedder,
-                                rebuild=rebuild, paths=paths, progress=progress, verify=verify,
-                                report=report)
+        answering from it while it indexes); a rebuild removes the saved one."""
+        try:
+            report = index_mod.sync(self.root, self.config, self.store, self.embedder,
+                                    rebuild=rebuild, paths=paths, progress=progress, verify=verify,
+                                    report=report)
+        finally:
+            if rebuild:  # also when interrupted: the store was reset
+                snapshot.discard(snapshot.path_for(self.db_path))
         self.store.set_meta("indexed_at", str(time.time()))
         if paths is None and (verify or self.store.get_meta("verified_at") is None):
             self.store.set_meta("verified_at", str(time.time()))  # every note was seen
@@ -305,8 +309,11 @@ class Vault:
         `force` (taking the block over)."""
         if not dry_run:
             self._check_writer()
-        targets = [self.resolve_note(n) for n in notes] if notes else \
-            [r.path for r in self.ranking().notes if not r.opted_out]
+        if notes:
+            targets = [self.resolve_note(n) for n in notes]
+        else:  # by `row`: an updated snapshot keeps the cards of deleted notes in `notes`
+            ranking = self.ranking()
+            targets = [p for p, r in ranking.row.items() if not ranking.notes[r].opted_out]
         outcomes = []
         for path in targets:
             try:
@@ -380,7 +387,8 @@ class Vault:
         if ranking is not None:
             for lens in self.config.lenses:
                 view = ranking.views[lens.name]
-                out["lenses"].append({"name": lens.name, "notes": int(len(view.rows)),
+                # notes: `position`, not `rows` (an updated snapshot keeps those of notes gone)
+                out["lenses"].append({"name": lens.name, "notes": len(view.position),
                                       "sources": int(view.sources.sum()),
                                       "candidates": int(view.candidates.sum()),
                                       "ranking": "learned" if view.model else "unsupervised",
