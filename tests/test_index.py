@@ -449,6 +449,20 @@ def test_adding_editing_and_removing_notes_one_at_a_time_links_like_a_full_relin
             assert got == query(fresh, "SELECT src, dst FROM links ORDER BY src, dst"), sorted(present)
 
 
+def test_notes_stored_with_broken_frontmatter_are_read_again_once(tiny_vault, db, fake_embedder):
+    """Store migration 12: a `lenslink: false` line in broken frontmatter counts now; a
+    store from before reads those notes again (and only those)."""
+    root = tiny_vault({"a.md": '---\nlenslink: false\ntitle: "x\n---\nprivate\n', "b.md": "beta\n"})
+    run_index(root, db)
+    assert query(db, "SELECT path, opted_out FROM notes ORDER BY path") == [("a.md", 1), ("b.md", 0)]
+    with sqlite3.connect(str(db)) as conn:  # as an older lenslink stored it
+        conn.execute("UPDATE notes SET opted_out=0 WHERE path='a.md'")
+        conn.execute("PRAGMA user_version=11")
+    report = run_index(root, db)
+    assert report.changed == ["a.md"] and report.unchanged == 1
+    assert query(db, "SELECT path, opted_out FROM notes ORDER BY path") == [("a.md", 1), ("b.md", 0)]
+
+
 def test_a_sync_of_some_notes_looks_at_those_notes_only(tiny_vault, db, fake_embedder):
     """The daemon syncs the notes the watcher reported (a folder moved or deleted makes it
     sync everything): another note gone meanwhile stays until its own event or a full

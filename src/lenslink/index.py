@@ -26,7 +26,7 @@ from .links import link_names, may_resolve_to, note_name, parse_links
 from .rewrite import Rewriter, prompt_hash
 from .store import MASK_LENSES, PENDING, NoteRow, Store
 
-PARSER_VERSION = "8"  # 8: `lenslink: false` kept from broken frontmatter
+PARSER_VERSION = "7"
 LEX_CHARS = 100_000
 # Notes stored per transaction: one commit per note made a first index of 100,000 notes
 # write its journal 20 GB; a killed sync loses at most this many notes' work.

@@ -123,6 +123,11 @@ MIGRATIONS = [
     ALTER TABLE written ADD COLUMN block TEXT;
     ALTER TABLE written ADD COLUMN pending TEXT;
     """,
+    # 12: notes stored with broken frontmatter are read again (a `lenslink: false` line in
+    # it is kept now): an empty signature is never current
+    """
+    UPDATE notes SET signature='' WHERE problems LIKE '%frontmatter%';
+    """,
 ]
 MASK_LENSES = 62  # lens bit masks fit SQLite's signed 64-bit integers up to this many
 PENDING = ""  # chunks.text_hash of a chunk whose rewrite is not known yet
