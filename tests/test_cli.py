@@ -106,6 +106,24 @@ def test_related_accepts_a_title_and_top(indexed):
     assert by_title.stdout == by_path.stdout
 
 
+def test_an_ambiguous_title_is_an_error_listing_the_notes(tiny_vault, fake_embedder):
+    vault = tiny_vault({"topics/Python.md": "# Python\nThe language.\n",
+                        "other/Python.md": "# Python\nThe snake.\n",
+                        "Snake care.md": "Feeding and housing a python.\n"})
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    before = snapshot(vault)
+    for args in (["related", vault, "Python"], ["write", vault, "Python"],
+                 ["write", vault, "python.md", "--dry-run"]):
+        assert_one_line_error(run(*args), "names 2 notes: other/Python.md, topics/Python.md; "
+                                          "give the path")
+    assert snapshot(vault) == before
+    for note in ("topics/Python.md", "other/Python", "Snake care"):  # paths and unique titles
+        result = run("related", vault, note, "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["note"] in ("topics/Python.md", "other/Python.md",
+                                                     "Snake care.md")
+
+
 def test_related_json(indexed):
     result = run("related", indexed, "projects/Sourdough starter.md", "--json", "--top", "52")
     assert result.exit_code == 0, result.output

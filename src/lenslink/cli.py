@@ -126,7 +126,8 @@ def index(vault, db, embedder, rebuild, verify):
 @click.option("--explain", is_flag=True, help="Show why: lens, strongest signals, matched passage.")
 @handle_errors
 def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
-    """Show the notes related to NOTE (a path or a title).
+    """Show the notes related to NOTE (a path or a title; a title several notes share
+    is an error that lists their paths).
 
     Scores are calibrated: with a trained lens (`lenslink train`), the probability that
     you would link the pair; otherwise a percentile among all candidate pairs (p95).

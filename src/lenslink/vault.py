@@ -189,7 +189,8 @@ class Vault:
         return embedder_id
 
     def resolve_note(self, note: str) -> str:
-        """A vault-relative path from a path, a path without .md, or a note title."""
+        """A vault-relative path from a path, a path without .md, or a note title (an error
+        when several notes have that title)."""
         if self._index is None:
             self._indexed_embedder()
         known = self._index.row if self._index is not None else self.store.note_paths()
@@ -202,10 +203,12 @@ class Vault:
         note = note.replace("\\", "/")
         if note in known:
             return note
-        found = Resolver(sorted(known)).resolve(note, "")
+        found = Resolver(sorted(known)).named(note)
         if not found:
             raise NotFound(f"no note {note!r} in the index; check the name or run `lenslink index`")
-        return found
+        if len(found) > 1:
+            raise NotFound(f"{note!r} names {len(found)} notes: {', '.join(found)}; give the path")
+        return found[0]
 
     def related(self, note: str, lens: str | None = None, top: int | None = None) -> list[Related]:
         return self.ranking().related(self.resolve_note(note), lens, top)
