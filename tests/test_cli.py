@@ -288,6 +288,34 @@ def test_not_indexed_yet_is_one_line(sample_vault, args):
     assert_one_line_error(result, "has not been indexed yet; run `lenslink index")
 
 
+def test_an_indexed_empty_vault_has_no_notes_rather_than_no_index(tmp_path, fake_embedder):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run("index", empty, "--embedder", "fake").stdout.startswith("0 notes: ")
+    none = f"{empty.resolve()} has no Markdown notes to index"
+    for args, out in ((["related", "--all"], f"no notes: {none}\n"),
+                      (["related", "--all", "--json"], "{}\n"),
+                      (["write", "--all"], f"nothing to write: {none}\n"),
+                      (["train"], "".join(f"{lens}: not trained ({none})\n"
+                                          for lens in ("topic", "project", "daily")))):
+        result = run(args[0], empty, *args[1:])
+        assert (result.exit_code, result.stdout, result.stderr) == (0, out, ""), args
+
+
+@pytest.mark.parametrize("notes, args, message", [
+    ({}, [], "{root} has no Markdown notes to evaluate"),
+    ({"Alone.md": "# Alone\nJust one note.\n"}, [],
+     "no note in {root} links to 2 or more other notes, so there are no links to hold out"),
+    ({"A.md": "[[B]] and [[C]]\n", "B.md": "Bee\n", "C.md": "Sea\n"}, ["--holdout", "0.2"],
+     "--holdout 0.2 holds out none of the notes that link to 2 or more notes (1); "
+     "raise --holdout"),
+], ids=["empty", "no-links", "holdout-too-small"])
+def test_eval_with_nothing_to_hold_out_says_why(tiny_vault, fake_embedder, notes, args, message):
+    vault = tiny_vault(notes)
+    result = run("eval", vault, "--embedder", "fake", *args)
+    assert_one_line_error(result, message.format(root=vault.resolve()))
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_broken_config_is_one_line(sample_vault, command):
     (sample_vault / ".lenslink.toml").write_text("[lenses.topic\n")

@@ -145,6 +145,9 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
             if as_json:
                 click.echo(json.dumps({p: [r.path for r in rs] for p, rs in found.items()},
                                       ensure_ascii=False, indent=1))
+            elif not found:
+                click.echo(f"no notes under lens {v.config.lens(lens).name!r}" if v.store.note_count()
+                           else f"no notes: {v.root} has no Markdown notes to index")
             else:
                 for path, rs in found.items():
                     click.echo(f"{path}: " + ", ".join(r.path for r in rs))
@@ -204,6 +207,8 @@ def write(vault, db, embedder, notes, all_notes, dry_run, force):
         raise click.UsageError("give NOTES or --all")
     with Vault(vault, db=db, embedder=embedder) as v:
         outcomes = v.write(list(notes) or None, dry_run=dry_run, force=force)
+        nothing = "nothing to write" if v.store.note_count() else \
+            f"nothing to write: {v.root} has no Markdown notes to index"
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
@@ -211,8 +216,7 @@ def write(vault, db, embedder, notes, all_notes, dry_run, force):
             click.echo(o.detail, nl=False)
         elif o.status in ("error", "skipped", "edited"):
             click.echo(f"{o.status}: {o.path}: {o.detail}", err=True)
-    click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to write",
-               err=dry_run)
+    click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or nothing, err=dry_run)
     if counts.get("error"):
         sys.exit(1)
 

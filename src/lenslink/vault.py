@@ -182,9 +182,10 @@ class Vault:
 
     # -- queries ------------------------------------------------------------------
     def _indexed_embedder(self) -> str:
-        """The embedder id of the stored index; a clear error when there is none."""
+        """The embedder id of the stored index; a clear error when there is none (a vault
+        indexed with no notes has an index: an empty one)."""
         embedder_id = self.store.get_meta("embedder")
-        if not embedder_id or self.store.note_count() == 0:
+        if not embedder_id:
             raise StoreError(f"{self.root} has not been indexed yet; run `lenslink index {self.root}`")
         return embedder_id
 
@@ -230,6 +231,9 @@ class Vault:
         ranking = self.refresh()  # a full load: training sees current idf and centring
         embedder_id = self.store.get_meta("embedder")
         chosen = [self.config.lens(lens)] if lens else list(self.config.lenses)
+        if not ranking.notes:
+            return {l.name: {"trained": False, "reason": f"{self.root} has no Markdown notes to "
+                             "index"} for l in chosen}
         reports = {}
         texts = functools.cache(ranking.all_query_texts)  # read once, for the lenses that train
         for lens_ in chosen:
