@@ -443,7 +443,7 @@ def token():
 @click.option("--lens", "-l", "lens_names", multiple=True, metavar="LENS",
               help="Lens to map; repeat for panels side by side (default: the first lens).")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), metavar="FILE",
-              help="Image to write (.png, .svg or .pdf).")
+              help="Image to write (.png, .svg or .pdf), in an existing folder.")
 @click.option("--color", type=click.Choice(["folder", "tag"]), default="folder", show_default=True,
               help="Colour notes by top folder, or by their first tag not shared by all notes.")
 @click.option("--label", default=8, show_default=True, type=click.IntRange(0), metavar="N",
@@ -462,6 +462,7 @@ def plot(vault, db, embedder, lens_names, out, color, label):
     from . import plot as plot_mod
 
     plot_mod.require_matplotlib()  # before the index is loaded
+    plot_mod.check_out(out)
     with Vault(vault, db=db, embedder=embedder) as v:
         chosen_embedder(v, embedder)
         maps = plot_mod.lens_maps(v.ranking(), list(lens_names) or [None], color, label)
