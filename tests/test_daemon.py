@@ -235,6 +235,22 @@ def test_a_restarted_daemon_answers_from_its_saved_snapshot_during_the_first_syn
     assert second.api.ok("GET", "/v1/related?path=" + note)["related"] == expected
 
 
+def test_a_daemon_on_an_empty_vault_is_ready_and_indexes_the_first_notes(tmp_path, fake_embedder,
+                                                                         start_daemon):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    daemon = start_daemon(empty)
+    assert (daemon.state.phase, daemon.state.last_error) == ("ready", None)
+    assert daemon.api.ok("GET", "/v1/status")["notes"] == 0
+    batches = daemon.state.batches
+    make_notes(empty, 3)
+    wait_for(lambda: daemon.api.ok("GET", "/v1/status")["notes"] == 3, message="3 notes indexed")
+    daemon.wait_batches(batches)
+    found = daemon.api.ok("GET", "/v1/related?path=bread-0.md")["related"]
+    assert sorted(r["path"] for r in found) == ["garden-1.md", "music-2.md"]
+    assert daemon.state.last_error is None
+
+
 # -- a failing embedder -------------------------------------------------------------------
 def test_failing_embedder_keeps_notes_pending_then_catches_up(vault, openai_server,
                                                               start_daemon, monkeypatch):

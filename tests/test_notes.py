@@ -405,6 +405,16 @@ def test_resolver(link, source, target):
     assert Resolver(PATHS).resolve(link, source) == target
 
 
+def test_resolver_named_lists_every_note_a_title_may_name():
+    every = Resolver(PATHS)
+    assert every.named("twin") == every.named("Twin.md") == ["a/b/Twin.md", "q/Twin.md"]
+    assert every.named("Deep") == ["x/y/Deep.md", "z/Deep.md"]
+    assert every.named("Note") == ["Note.md"]  # an exact vault path names one note
+    assert every.named("b/Note") == ["a/b/Note.md"]
+    assert every.named("a/Only") == every.named("only.MD") == ["a/Only.md"]
+    assert every.named("Missing") == []
+
+
 def test_resolve_links_distinct_no_self_no_unresolved():
     n = note("[[#Top]] [[Twin]] [[Missing]] [[Sibling]] [[twin]] [[Sibling#x]] [[a/b/Sibling]]"
              " [[Note]]", rel="a/b/Sibling.md")

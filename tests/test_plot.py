@@ -41,6 +41,7 @@ def assert_one_line_error(result, message: str):
 def test_plot_cities_under_two_lenses_writes_a_png(indexed, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "maps" / "cities.png"
+    out.parent.mkdir()
     result = run("plot", indexed, "--embedder", "fake", "--lens", "cuisine", "--lens", "climate",
                  "--color", "tag", "--out", out)
     assert result.exit_code == 0, result.output
@@ -68,6 +69,13 @@ def test_plot_unknown_lens_and_unwritable_format(indexed, tmp_path):
     assert_one_line_error(run("plot", indexed, "--lens", "size", "--out", tmp_path / "a.xyz"),
                           "cannot write a.xyz")
     assert not (tmp_path / "a.png").exists()
+
+
+def test_plot_into_a_missing_folder_is_refused_and_creates_none(indexed, tmp_path):
+    out = tmp_path / "no" / "such" / "x.png"
+    assert_one_line_error(run("plot", indexed, "--out", out),
+                          f"cannot write {out}: the folder {out.parent} does not exist")
+    assert not (tmp_path / "no").exists()
 
 
 def test_plot_without_matplotlib_says_how_to_install_it(sample_vault, monkeypatch, tmp_path):

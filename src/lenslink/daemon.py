@@ -493,6 +493,7 @@ def serve(vault, *, db=None, embedder=None, host: str = "127.0.0.1", port: int =
     lock = VaultLock(service.vault.db_path)
     try:
         lock.acquire()
+        service.vault.embedder  # an unknown or unavailable embedder: refused now, not retried
         server = ApiServer(service, host, port, load_token(), allow_remote=allow_remote)
     except BaseException:
         service.reader.close()

@@ -159,6 +159,21 @@ def _first_lens(root: Path) -> str:
     return load_config(root).lenses[0].name
 
 
+def _nothing_to_evaluate(root: Path, holdout: float) -> None:
+    """Say why no note was held out (an error a user can act on)."""
+    from .errors import ConfigError, NotFound
+
+    notes = read_vault(root)
+    if not notes:
+        raise NotFound(f"{root} has no Markdown notes to evaluate")
+    linked = sum(len(dst) >= 2 for dst in link_graph(notes).values())
+    if not linked:
+        raise NotFound(f"no note in {root} links to 2 or more other notes, so there are no "
+                       "links to hold out and evaluate")
+    raise ConfigError(f"--holdout {holdout} holds out none of the notes that link to 2 or "
+                      f"more notes ({linked}); raise --holdout")
+
+
 def run_eval(vault, lens: str | None = None, holdout: float = 0.2, seed: int = 0,
              drop_text: bool = True, out=None, db=None, embedder=None, progress=None) -> dict:
     """Build the task, index it (vectors cached across runs), train, rank, score."""
@@ -172,6 +187,8 @@ def run_eval(vault, lens: str | None = None, holdout: float = 0.2, seed: int = 0
     work.mkdir(parents=True, exist_ok=True)
     try:
         gold = make_task(root, work, holdout, seed, drop_text)
+        if not gold:
+            _nothing_to_evaluate(root, holdout)
         cache = db or paths.data_dir() / "eval" / (paths.default_db_path(root).stem + ".db")
         with Vault(work / "vault", db=cache, embedder=embedder, only_lens=lens or _first_lens(work / "vault")) as v:
             v.index(progress=progress)

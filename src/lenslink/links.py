@@ -218,14 +218,24 @@ class Resolver:
             posixpath.normpath(posixpath.join(folder, want)))
         if hit:
             return hit
-        want = _LEADING_DOTS.sub("", want)
-        name = want.rsplit("/", 1)[-1]
-        matches = [p for p in self._by_name.get(name, ())
-                   if _strip_md(p.lower()) == want or _strip_md(p.lower()).endswith("/" + want)]
+        matches = self._ending_with(_LEADING_DOTS.sub("", want))
         if not matches:
             return None
         local = [p for p in matches if posixpath.dirname(p).lower() == folder]
         return min(local or matches, key=lambda p: (len(p), p))
+
+    def named(self, link: str) -> list[str]:
+        """Every note `link` may name from the vault root: the note whose path it is, else
+        every note whose path ends with it (`resolve` picks the shortest of those). More
+        than one is an ambiguous title."""
+        want = _strip_md(link.replace("\\", "/").strip("/").lower())
+        hit = self._exact.get(want) or self._exact.get(posixpath.normpath(want))
+        return [hit] if hit else sorted(self._ending_with(_LEADING_DOTS.sub("", want)))
+
+    def _ending_with(self, want: str) -> list[str]:
+        name = want.rsplit("/", 1)[-1]
+        return [p for p in self._by_name.get(name, ())
+                if _strip_md(p.lower()) == want or _strip_md(p.lower()).endswith("/" + want)]
 
 
 def may_resolve_to(link: str, names: set[str]) -> bool:

@@ -46,6 +46,15 @@ def require_matplotlib():
     return Figure, FigureCanvasAgg
 
 
+def check_out(out) -> Path:
+    """The image path, refused when its folder does not exist (checked before the index
+    is loaded; no folder is created)."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
+    return out
+
+
 def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     """(n, 2) coordinates on the first two principal axes and their variance shares.
 
@@ -191,11 +200,12 @@ def render(maps: list[LensMap], out) -> Path:
         if len(m.paths):
             radius = np.sqrt(_marker_area(len(m.paths))) / 2 * fig.dpi / 72   # pixels
             _place_labels(ax, m, renderer, radius, outline)
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         fig.savefig(out)
     except ValueError as exc:  # e.g. an extension matplotlib cannot write
         raise ConfigError(f"cannot write {out.name}: {exc}") from None
+    except OSError as exc:  # e.g. the folder is not writable
+        raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
     return out
 
 

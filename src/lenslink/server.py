@@ -6,6 +6,7 @@ vault-relative Markdown paths only, bounded bodies, JSON errors, never a crash.
 """
 from __future__ import annotations
 
+import errno
 import hmac
 import ipaddress
 import json
@@ -194,7 +195,13 @@ class ApiServer(ThreadingHTTPServer):
         self.service = service
         self.token = token
         self.allow_remote = allow_remote
-        super().__init__((host, port), Handler)
+        try:
+            super().__init__((host, port), Handler)  # closes its socket when the bind fails
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is already in use (by another lenslink "
+                                  "daemon or another program); pick another with --port N") from None
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 # -- endpoints ------------------------------------------------------------------------

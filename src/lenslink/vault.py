@@ -186,14 +186,24 @@ class Vault:
 
     # -- queries ------------------------------------------------------------------
     def _indexed_embedder(self) -> str:
-        """The embedder id of the stored index; a clear error when there is none."""
+        """The embedder id of the stored index; a clear error when there is none (a vault
+        indexed with no notes has an index: an empty one)."""
         embedder_id = self.store.get_meta("embedder")
-        if not embedder_id or self.store.note_count() == 0:
+        if not embedder_id:
             raise StoreError(f"{self.root} has not been indexed yet; run `lenslink index {self.root}`")
         return embedder_id
 
+    def check_embedder(self) -> None:
+        """Refuse an embedder chosen for ranking (--embedder, --precision) that `index` would
+        refuse, or that is not the one the vault was indexed with: its vectors are ranked."""
+        indexed, chosen = self._indexed_embedder(), self.embedder.id
+        if chosen != indexed:
+            raise ConfigError(f"{self.root} was indexed with {indexed}, not {chosen}; leave out "
+                              "--embedder and --precision, or run `lenslink index` with them first")
+
     def resolve_note(self, note: str) -> str:
-        """A vault-relative path from a path, a path without .md, or a note title."""
+        """A vault-relative path from a path, a path without .md, or a note title (an error
+        when several notes have that title)."""
         if self._index is None:
             self._indexed_embedder()
         known = self._index.row if self._index is not None else self.store.note_paths()
@@ -206,10 +216,12 @@ class Vault:
         note = note.replace("\\", "/")
         if note in known:
             return note
-        found = Resolver(sorted(known)).resolve(note, "")
+        found = Resolver(sorted(known)).named(note)
         if not found:
             raise NotFound(f"no note {note!r} in the index; check the name or run `lenslink index`")
-        return found
+        if len(found) > 1:
+            raise NotFound(f"{note!r} names {len(found)} notes: {', '.join(found)}; give the path")
+        return found[0]
 
     def related(self, note: str, lens: str | None = None, top: int | None = None) -> list[Related]:
         return self.ranking().related(self.resolve_note(note), lens, top)
@@ -231,6 +243,9 @@ class Vault:
         ranking = self.refresh()  # a full load: training sees current idf and centring
         embedder_id = self.store.get_meta("embedder")
         chosen = [self.config.lens(lens)] if lens else list(self.config.lenses)
+        if not ranking.notes:
+            return {l.name: {"trained": False, "reason": f"{self.root} has no Markdown notes to "
+                             "index"} for l in chosen}
         reports = {}
         texts = functools.cache(ranking.all_query_texts)  # read once, for the lenses that train
         for lens_ in chosen:
