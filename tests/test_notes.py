@@ -48,11 +48,14 @@ def linkgraph():
 
 # ---------------------------------------------------------------- scan_vault
 
+SCANNED = ["a.md", "B.MD", "sub/c.md", "sub/deep/d.md", "image.png", "notes.txt",
+           ".obsidian/workspace.md", ".trash/old.md", "sub/.hidden/x.md", ".dot.md",
+           "templates/t.md", "Templates/nested/t2.md", "drawing.excalidraw.md",
+           "sub/other.Excalidraw.md", "Archive/old.md", "Archive/2020/older.md"]
+
+
 def test_scan_skips_hidden_and_excluded_and_non_markdown(tmp_path):
-    for rel in ["a.md", "B.MD", "sub/c.md", "sub/deep/d.md", "image.png", "notes.txt",
-                ".obsidian/workspace.md", ".trash/old.md", "sub/.hidden/x.md", ".dot.md",
-                "templates/t.md", "Templates/nested/t2.md", "drawing.excalidraw.md",
-                "sub/other.Excalidraw.md", "Archive/old.md", "Archive/2020/older.md"]:
+    for rel in SCANNED:
         write(tmp_path, rel, "x")
     scan = scan_vault(tmp_path, ["templates/**", "*.excalidraw.md", "Archive/*"])
     assert scan.paths == ("B.MD", "a.md", "sub/c.md", "sub/deep/d.md")
@@ -93,8 +96,8 @@ def test_scan_missing_root_raises(tmp_path):
         scan_vault(tmp_path / "nope")
 
 
-@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
-def test_scan_symlinks_outside_broken_and_loops(tmp_path):
+def symlink_vault(tmp_path: Path) -> Path:
+    """A vault with symlinks of every kind: outside, in-vault, looping, broken."""
     vault, outside = tmp_path / "vault", tmp_path / "outside"
     write(vault, "real/n.md", "x")
     write(outside, "secret.md", "x")
@@ -108,6 +111,12 @@ def test_scan_symlinks_outside_broken_and_loops(tmp_path):
     (vault / "gone.md").symlink_to(vault / "missing.md")
     (vault / "pic.png").symlink_to(outside / "pic.png")  # not a note: no word about it
     (vault / "skip.md").symlink_to(outside / "secret.md")
+    return vault
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_scan_symlinks_outside_broken_and_loops(tmp_path):
+    vault = symlink_vault(tmp_path)
     scan = scan_vault(vault, ["skip.md"])
     assert scan.paths == ("alias.md", "real/n.md")
     reasons = dict(scan.problems)
@@ -136,10 +145,7 @@ def _scan_paths_agrees(root, exclude, extra=()):
 
 
 def test_scan_paths_finds_what_the_walk_finds(tmp_path):
-    for rel in ["a.md", "B.MD", "sub/c.md", "sub/deep/d.md", "image.png", ".obsidian/w.md",
-                "sub/.hidden/x.md", ".dot.md", "templates/t.md", "Templates/nested/t2.md",
-                "drawing.excalidraw.md", "Archive/old.md", "Archive/2020/older.md",
-                "folder.md/inside.md", "daily/x.md", "w/daily/y.md"]:
+    for rel in SCANNED + ["folder.md/inside.md", "daily/x.md", "w/daily/y.md"]:
         write(tmp_path, rel, "x")
     extra = ["gone.md", "sub/gone.md", "nowhere/x.md", "a.md/x.md", "", "sub//c.md"]
     for exclude in ([], ["templates/**", "*.excalidraw.md", "Archive/*", "daily/"]):
@@ -148,18 +154,8 @@ def test_scan_paths_finds_what_the_walk_finds(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
 def test_scan_paths_treats_symlinks_as_the_walk_does(tmp_path):
-    vault, outside = tmp_path / "vault", tmp_path / "outside"
-    write(vault, "real/n.md", "x")
-    write(outside, "secret.md", "x")
-    (vault / "out_dir").symlink_to(outside, target_is_directory=True)
-    (vault / "out_file.md").symlink_to(outside / "secret.md")
-    (vault / "alias.md").symlink_to(vault / "real" / "n.md")
-    (vault / "mirror").symlink_to(vault / "real", target_is_directory=True)
-    (vault / "a.md").symlink_to(vault / "b.md")
-    (vault / "b.md").symlink_to(vault / "a.md")
-    (vault / "gone.md").symlink_to(vault / "missing.md")
-    (vault / "skip.md").symlink_to(outside / "secret.md")
-    _scan_paths_agrees(vault, ["skip.md"], ["mirror/n.md", "out_dir/secret.md"])
+    vault = symlink_vault(tmp_path)
+    _scan_paths_agrees(vault, ["skip.md"], ["mirror/n.md", "out_dir/secret.md", "real/loop/alias.md"])
 
 
 @pytest.mark.skipif(IS_ROOT, reason="root reads any folder")

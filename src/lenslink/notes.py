@@ -90,11 +90,7 @@ def scan_vault(root: Path, exclude: Sequence[str] = (), hidden_suffix: str = "")
     Hidden files ending with `hidden_suffix` in the folders scanned are listed in
     `hidden` (the sync finds lenslink's stale temp files in the same walk).
     """
-    top = os.fspath(root)
-    if not os.path.isdir(top):
-        raise NoteError(f"{top}: vault folder not found")
-    real_top = os.path.realpath(top)
-    rules = [_ExcludeRule(p) for p in exclude if p.strip()]
+    top, real_top, rules = _scan_start(root, exclude)
     found: list[str] = []
     hidden: list[str] = []
     problems: list[tuple[str, str]] = []
@@ -145,11 +141,7 @@ def scan_paths(root: Path, paths: Iterable[str], exclude: Sequence[str] = ()) ->
     vault: a sync of the few notes a watcher reported. A path that is gone, or that the
     walk would not list (hidden, excluded, under a symlinked folder, not a note), is not
     found; skipped symlinks and unreadable paths are reported as the walk reports them."""
-    top = os.fspath(root)
-    if not os.path.isdir(top):
-        raise NoteError(f"{top}: vault folder not found")
-    real_top = os.path.realpath(top)
-    rules = [_ExcludeRule(p) for p in exclude if p.strip()]
+    top, real_top, rules = _scan_start(root, exclude)
     found: list[str] = []
     problems: list[tuple[str, str]] = []
     for rel in sorted(set(paths)):
@@ -177,6 +169,14 @@ def scan_paths(root: Path, paths: Iterable[str], exclude: Sequence[str] = ()) ->
         except OSError as e:
             problems.append((rel, f"skipped: {e.strerror or e}"))
     return ScanResult(tuple(found), tuple(problems))
+
+
+def _scan_start(root: Path, exclude: Sequence[str]) -> tuple[str, str, list["_ExcludeRule"]]:
+    """(root, its real path, exclude rules); NoteError when the vault folder is missing."""
+    top = os.fspath(root)
+    if not os.path.isdir(top):
+        raise NoteError(f"{top}: vault folder not found")
+    return top, os.path.realpath(top), [_ExcludeRule(p) for p in exclude if p.strip()]
 
 
 def _walked_to(top: str, folders: Sequence[str], rules: Sequence["_ExcludeRule"]) -> bool:
