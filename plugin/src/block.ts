@@ -142,21 +142,45 @@ export function currentBlock(text: string): string {
 	return found ? text.slice(found.start, found.end) : "";
 }
 
-const LINK_ITEM = /^- (?:!?\[\[[^[\]\n]+\]\]|\[[^\]\n]*\]\([^\n]+\))$/;
+// The links lenslink writes: `[[path]]` (no alias, heading or block part) or
+// `[title](encoded path)` whose title (brackets escaped) is the path's file stem.
+const WIKI_ITEM = /^- \[\[[^[\]|#^\n]+\]\]$/;
+const MARKDOWN_ITEM = /^- \[((?:[^[\]\\\n]|\\.)*)\]\(([^\s()<>]+)\)$/;
+
+/** Percent-decoding as Python's urllib.parse.unquote: invalid escapes stay as written. */
+function unquote(text: string): string {
+	return text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+		const bytes = new Uint8Array(run.length / 3);
+		for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(run.slice(3 * i + 1, 3 * i + 3), 16);
+		return new TextDecoder("utf-8").decode(bytes);
+	});
+}
+
+/** The file name without its last suffix, as Python's PurePosixPath(path).stem. */
+function stem(path: string): string {
+	const name = path.split("/").filter((part) => part !== "" && part !== ".").pop() ?? "";
+	const dot = name.lastIndexOf(".");
+	return dot > 0 && dot < name.length - 1 ? name.slice(0, dot) : name;
+}
+
+function isLinkItem(line: string): boolean {
+	if (WIKI_ITEM.test(line)) return true;
+	const found = MARKDOWN_ITEM.exec(line);
+	return found !== null && found[1].replace(/\\(.)/g, "$1") === stem(unquote(found[2]));
+}
 
 /**
- * Whether a block (START through END) looks exactly as lenslink renders blocks: an
- * optional `## heading`, `*lens*` labels and `- link` lines of one link each. A block a
- * person edited (a comment, a line of text, words after a link) is not, and is left
- * alone unless taken over. Same rule as `lenslink.block.is_rendered`.
+ * Whether a block (START through END) is in the form lenslink writes: an optional
+ * `## heading`, `*lens*` labels and `- link` lines of one link each, as lenslink
+ * formats links. A block a person edited (a comment, a line of text, words after a
+ * link, an alias) is not, and is left alone unless taken over. Same rule as
+ * `lenslink.block.is_rendered` without the blocks the daemon remembers writing.
  */
 export function isRendered(block: string): boolean {
 	const lines = splitLines(block).map(withoutEnding);
 	if (lines.length < 2 || lines[0] !== START || lines[lines.length - 1] !== END) return false;
-	let inner = lines.slice(1, -1);
-	if (inner.length && inner[0].startsWith("## ")) inner = inner.slice(1);
-	return inner.every((line) => LINK_ITEM.test(line) ||
-		(line.length > 2 && line.startsWith("*") && line.endsWith("*")));
+	return lines.slice(1, -1).every((line, n) => isLinkItem(line) ||
+		(n === 0 && line.startsWith("## ")) || (line.length > 2 && line.startsWith("*") && line.endsWith("*")));
 }
 
 /** Whether putting `block` into `text` would replace a block someone edited by hand. */

@@ -100,6 +100,9 @@ describe("hand edits", () => {
 		assert.equal(isRendered(ours.replace("- [[A]]", "- [[A]] is where it started")), false);
 		assert.equal(isRendered(ours.replace(END, `my remark\n${END}`)), false);
 		assert.equal(isRendered(ours.replace(/\n/g, "\r\n")), true);
+		assert.equal(isRendered(ours.replace("- [[A]]", "- [[A|my alias]]")), false);
+		assert.equal(isRendered(ours.replace("- [B](B.md)", "- [Mine](B.md)")), false);
+		assert.equal(isRendered(ours.replace("- [B](B.md)", "- [C# x](C%23%20x.md)")), true);
 	});
 	it("leaves an edited block alone and replaces a rendered one", () => {
 		const block = `${START}\n- [[New]]\n${END}\n`;

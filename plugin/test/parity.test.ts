@@ -107,7 +107,8 @@ describe("splice parity with the daemon", () => {
 		const python = lenslink ? pythonBeside(lenslink) : null;
 		if (!python) throw new Error("no Python beside a lenslink executable");
 		const inner = ["## Related notes", "*topic*", "- [[A note]]", "- [[a/b|B]]", "- ![[img.png]]",
-			"- [A](A.md)", "- [A b](a%20b.md)", "- [[A]] and my words", "my own line", "%% comment %%",
+			"- [A](A.md)", "- [A b](a%20b.md)", "- [a b](a%20b.md)", "- [C# x](C%23%20x.md)",
+			"- [w \\[x\\]](w%20%5Bx%5D.md)", "- [[A#h]]", "- [b](x/b.c.md)", "- [e](e%zz.md)", "- [[A]] and my words", "my own line", "%% comment %%",
 			"", "**", "*x*", "- [[A]] [[B]]", "- [A](a.md) extra", "## Heading again", "-  [[A]]"];
 		const next = random(7);
 		const blocks: string[] = [];
