@@ -212,6 +212,20 @@ def test_write_opted_out_note_is_skipped(indexed):
     assert (indexed / OPTED_OUT).read_bytes() == before
 
 
+def test_a_note_that_cannot_be_written_is_named_once(tiny_vault, fake_embedder):
+    vault = tiny_vault({"topics/SQLite.md": "# SQLite\nAn embedded database.\n",
+                        "topics/Latin.md": "# Latin\ncaf\u00e9 \n".encode("utf-8") + b"\xff\xfe\n",
+                        "topics/Postgres.md": "# Postgres\nA database server.\n"})
+    (vault / "topics/SQLite.md").chmod(0o444)
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    result = run("write", vault, "--all")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: topics/Latin.md: not valid UTF-8, so lenslink will not rewrite it",
+        "error: topics/SQLite.md: the note is read-only, so lenslink leaves it alone"]
+    assert result.stdout == "2 error, 1 written\n"
+
+
 def test_write_needs_notes_or_all(indexed):
     assert run("write", indexed).exit_code == 2
 

@@ -353,8 +353,8 @@ class Vault:
                 if not dry_run:
                     self.store.record_failure(path, str(exc))  # shown by status
                 outcomes.append(WriteOutcome(path, "edited", str(exc)))
-            except LenslinkError as exc:
-                outcomes.append(WriteOutcome(path, "error", str(exc)))
+            except LenslinkError as exc:  # the outcome names the note: its message need not
+                outcomes.append(WriteOutcome(path, "error", str(exc).removeprefix(f"{path}: ")))
         return outcomes
 
     def _hand_edit_guard(self, path: str, block: str):
