@@ -95,10 +95,31 @@ def test_related_prints_scores_and_paths(indexed):
     lines = result.stdout.splitlines()
     assert len(lines) == 5  # top_k of the topic lens
     for line in lines:
-        match = re.fullmatch(r" *(\d+\.\d%|p *\d+)  (.+?)( \(linked\))?", line)
+        match = re.fullmatch(r" *(\d+\.\d%|p\d\d?|max)  (.+?)( \(linked\))?", line)
         assert match, line
         assert (indexed / match[2]).is_file()
     assert any(line.endswith("(linked)") for line in lines)
+
+
+@pytest.mark.parametrize("score, kind, text", [
+    (1.0, "percentile", "max"), (0.999, "percentile", "p99"), (0.29, "percentile", "p29"),
+    (0.05, "percentile", "p5"), (0.0, "percentile", "p0"), (0.0784, "probability", "7.8%"),
+    (1.0, "probability", "100.0%")])
+def test_score_text(score, kind, text):
+    from lenslink.cli import score_text
+    assert score_text(score, kind) == text
+
+
+def test_related_explain_is_readable(indexed):
+    result = run("related", indexed, DAILY, "--lens", "daily", "--explain")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 9  # three notes, three lines each
+    scores = [re.fullmatch(r" *(p\d\d?|max)  \S.*", line) for line in lines[::3]]
+    assert all(scores), lines[::3]
+    for line in lines[1::3]:
+        assert re.fullmatch(r"        lens daily; percentile; signals: cosine -?\d\.\d\d, "
+                            r"lexical \d\.\d\d, title (not )?mentioned", line), line
 
 
 def test_related_accepts_a_title_and_top(indexed):

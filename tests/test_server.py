@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import socket
 import stat
@@ -15,7 +16,7 @@ from urllib.parse import quote
 import pytest
 from click.testing import CliRunner
 
-from daemon_helpers import make_notes, serve_process, start_daemon, wait_for  # noqa: F401
+from daemon_helpers import WAIT, make_notes, serve_process, start_daemon, wait_for  # noqa: F401
 from lenslink import config, daemon as daemon_mod
 from lenslink.block import END, START, find_block, remove_block
 from lenslink.cli import main
@@ -145,6 +146,27 @@ def test_token_file_is_private_and_printed_by_the_cli(tmp_path):
     assert len(token) >= 32 and load_token() == token  # stable across calls
     result = CliRunner().invoke(main, ["token"])
     assert result.exit_code == 0 and result.output == token + "\n"
+
+
+def _load_token_after(barrier, results) -> None:
+    barrier.wait()
+    results.put(load_token())
+
+
+def test_processes_creating_the_token_at_once_all_get_the_one_in_the_file(tmp_path, monkeypatch):
+    """Two daemons started together on a new install (two vaults at login): neither may
+    keep a token that the other overwrote in the file."""
+    ctx = multiprocessing.get_context("fork")  # the children inherit LENSLINK_DATA_DIR
+    for round_ in range(10):
+        monkeypatch.setenv("LENSLINK_DATA_DIR", str(tmp_path / str(round_)))
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_load_token_after, args=(barrier, results)) for _ in range(6)]
+        for proc in procs:
+            proc.start()
+        tokens = [results.get(timeout=WAIT) for _ in procs]
+        for proc in procs:
+            proc.join(WAIT)
+        assert set(tokens) == {load_token(create=False)}, f"round {round_}"
 
 
 def test_the_daemon_uses_the_token_of_lenslink_token(vault, serve_process):

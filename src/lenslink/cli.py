@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 import textwrap
@@ -46,6 +47,14 @@ def chosen_embedder(v: Vault, embedder: str | None) -> bool:
     if chosen:
         v.check_embedder()
     return chosen
+
+
+def score_text(score: float, kind: str) -> str:
+    """A probability as `72.0%`; a percentile as `p95` (better than 95% of candidate
+    pairs), `max` for the best of them."""
+    if kind == "probability":
+        return f"{score:.1%}"
+    return "max" if score >= 1 else f"p{math.floor(score * 100 + 1e-9)}"
 
 
 def vault_options(func):
@@ -185,11 +194,11 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
         click.echo(f"rewritten by {rewrite.model}: {shown}")
     for r in results:
         mark = " (linked)" if r.linked else ""
-        value = f"{r.score:6.1%}" if r.score_kind == "probability" else f"p{r.score * 100:3.0f}"
-        click.echo(f"{value}  {r.path}{mark}")
+        click.echo(f"{score_text(r.score, r.score_kind):>6s}  {r.path}{mark}")
         if explain:
             signals = ", ".join(f"{k} {v:+.2f}" for k, v in r.signals) or \
-                f"cosine {r.cosine:.2f}, lexical {r.lexical:.2f}, title mentioned {r.mentioned}"
+                f"cosine {r.cosine:.2f}, lexical {r.lexical:.2f}, " \
+                f"title {'mentioned' if r.mentioned else 'not mentioned'}"
             click.echo(f"        lens {r.lens}; {r.score_kind}; signals: {signals}")
             click.echo(f"        {'rewritten passage' if rewrite else 'passage'}: {r.passage}")
 

@@ -46,21 +46,33 @@ def token_path() -> Path:
 
 
 def load_token(create: bool = True) -> str:
-    """The per-install API token, created with mode 0600 outside any vault."""
+    """The per-install API token, created with mode 0600 outside any vault. Created under
+    a lock: daemons started at the same time (two vaults at login) all get the one token
+    the file holds."""
     path = token_path()
-    if path.exists():
-        token = path.read_text(encoding="ascii").strip()
-        if token:
-            return token
+    token = _read_token(path)
+    if token:
+        return token
     if not create:
         raise ConfigError(f"no token yet at {path}; run `lenslink token`")
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(token + "\n")
-    os.chmod(path, 0o600)
+    with open(path.with_name("token.lock"), "a", encoding="ascii") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed
+        token = _read_token(path)  # created by another process meanwhile?
+        if not token:
+            token = secrets.token_urlsafe(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(token + "\n")
+            os.chmod(path, 0o600)
     return token
+
+
+def _read_token(path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return ""
 
 
 class VaultLock:
