@@ -21,7 +21,7 @@ from pathlib import Path
 from . import config as paths
 from . import index as index_mod
 from . import snapshot
-from .errors import ConfigError, LenslinkError, NotReady
+from .errors import ConfigError, LenslinkError, NotFound, NotReady, UnsafePathError
 from .notes import is_note_path
 from .store import Store
 from .vault import Vault
@@ -483,6 +483,16 @@ class Service:
         return [{"path": o.path, "status": o.status, "detail": o.detail} for o in outcomes]
 
     def reindex(self, path: str) -> dict:
+        """Queue a note for a sync: one in the vault, or one the index holds (so that a
+        deletion is synced too); anything else is refused."""
+        if not self._wanted(path):
+            raise UnsafePathError(f"refusing {path!r}: excluded by `exclude` in .lenslink.toml, "
+                                  "so not a note lenslink indexes")
+        if not (self.vault.root / path).is_file():
+            with self.read_lock:
+                known = self.reader.note(path) is not None
+            if not known:
+                raise NotFound(f"no note {path!r} in the vault or in the index")
         self.queue.put(path)
         return {"queued": path}
 
