@@ -410,7 +410,8 @@ def eval_command(vault, db, embedder, lens, holdout, seed, keep_text, out, as_js
               help="Seconds a note must be unchanged before auto write-back.")
 @click.option("--debounce", default=1.0, show_default=True, type=click.FloatRange(0),
               help="Seconds without file events before a batch is indexed.")
-@click.option("-v", "--verbose", is_flag=True, help="Log every batch.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log every batch (what was synced and embedded) and every block written.")
 @handle_errors
 def serve(vault, db, embedder, host, port, allow_remote, write_policy, quiet, debounce, verbose):
     """Watch the vault, keep the index current and serve the local API.
