@@ -323,10 +323,14 @@ def test_a_lens_removed_renamed_or_added_after_a_ranking_was_saved(indexed, chan
 
 
 def test_status_before_indexing(sample_vault):
+    data = Path(os.environ["LENSLINK_DATA_DIR"])
     result = run("status", sample_vault)
     assert result.exit_code == 0
     assert "embedder  (not indexed yet)" in result.stdout
     assert "notes     0 (0 opted out)" in result.stdout
+    for args in (["lenses"], ["related", DAILY], ["write", "--all"], ["train"], ["status", "--json"]):
+        run(args[0], sample_vault, *args[1:])
+    assert list(data.iterdir()) == []  # nothing created for a vault never indexed
 
 
 # ---------------------------------------------------------------- errors

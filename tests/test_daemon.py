@@ -290,6 +290,23 @@ def test_failing_embedder_keeps_notes_pending_then_catches_up(vault, openai_serv
     assert {r["path"] for r in related} == set(snapshot(vault)) - {"late.md"}
 
 
+def test_serve_verbose_logs_every_batch_and_write(vault, serve_process):
+    indexed_vault(vault)
+    daemon = serve_process(vault, "-v", "--write", "auto", "--quiet", "0.2")
+    ready_status(daemon.wait_serving())
+    wait_for(lambda: "synced the vault: 0 stored, 0 removed, 0 texts embedded" in daemon.stderr,
+             message="the first sync logged")
+    (vault / "new.md").write_text(note_text("bread", 20), encoding="utf-8")
+    wait_for(lambda: "INFO new.md: block written" in daemon.stderr, message="the auto write logged")
+    assert "INFO synced new.md: 1 stored, 0 removed, 1 texts embedded" in daemon.stderr
+    append(vault / "new.md", "an edit about rye\n")
+    wait_for(lambda: daemon.stderr.count("INFO synced new.md: 1 stored") == 2,
+             message="the edit logged")
+    (vault / "new.md").unlink()
+    wait_for(lambda: "INFO synced new.md: 0 stored, 1 removed" in daemon.stderr,
+             message="the deletion logged")
+
+
 # -- the lock, signals, crashes (subprocesses) -------------------------------------------
 def test_a_second_daemon_on_the_same_vault_is_refused_until_the_first_dies(vault, serve_process):
     first = serve_process(vault)

@@ -399,6 +399,29 @@ def test_reindex_queues_the_note_and_resyncs_it(vault, fake_embedder, start_daem
     assert any("theremin" in t for t in fake_embedder.texts)
 
 
+def test_reindex_refuses_what_is_no_note_and_still_syncs_a_deletion(vault, fake_embedder,
+                                                                     start_daemon):
+    (vault / ".lenslink.toml").write_text('exclude = ["drafts/"]\n', encoding="utf-8")
+    daemon = start_daemon(vault, watch=False)
+    missing = daemon.api.post("/v1/reindex", {"path": "topics/Nope.md"})
+    assert (missing.status, missing.error["code"]) == (404, "NotFound")
+    assert missing.error["message"] == "no note 'topics/Nope.md' in the vault or in the index"
+    excluded = daemon.api.post("/v1/reindex", {"path": "drafts/x.md"})
+    assert (excluded.status, excluded.error["code"]) == (400, "UnsafePathError")
+    assert "excluded by `exclude` in .lenslink.toml" in excluded.error["message"]
+    assert daemon.api.post("/v1/reindex", {"path": "notes.txt"}).status == 400
+    assert len(daemon.service.queue) == 0
+
+    (vault / "music-2.md").unlink()  # gone from disk, still in the index: its deletion syncs
+    batches = daemon.state.batches
+    assert daemon.api.ok("POST", "/v1/reindex", {"path": "music-2.md"}) == {"queued": "music-2.md"}
+    daemon.wait_batches(batches)
+    assert daemon.api.ok("GET", "/v1/status")["notes"] == 7
+    gone = daemon.api.get("/v1/related?path=music-2.md")
+    assert gone.status == 404
+    assert daemon.api.post("/v1/reindex", {"path": "music-2.md"}).status == 404
+
+
 def test_rebuild_shows_progress_and_returns_to_ready(daemon):
     service = daemon.service
     calls = []

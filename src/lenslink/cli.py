@@ -159,7 +159,7 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
     """
     if bool(note) == bool(all_notes):
         raise click.UsageError("give a NOTE or --all")
-    with Vault(vault, db=db, embedder=embedder) as v:
+    with Vault(vault, db=db, embedder=embedder, create=False) as v:
         chosen = chosen_embedder(v, embedder)
         if all_notes:
             found = v.related_all(lens, top)
@@ -225,7 +225,7 @@ def write(vault, db, embedder, notes, all_notes, dry_run, force):
     """
     if bool(notes) == bool(all_notes):
         raise click.UsageError("give NOTES or --all")
-    with Vault(vault, db=db, embedder=embedder) as v:
+    with Vault(vault, db=db, embedder=embedder, create=False) as v:
         chosen_embedder(v, embedder)
         outcomes = v.write(list(notes) or None, dry_run=dry_run, force=force)
         nothing = "nothing to write" if v.store.note_count() else \
@@ -253,7 +253,7 @@ def lenses(vault, db, embedder, as_json):
     Example:
       lenslink lenses ~/Notes
     """
-    with Vault(vault, db=db, embedder=embedder) as v:
+    with Vault(vault, db=db, embedder=embedder, create=False) as v:
         found, source = v.lenses(), v.config.source
     if as_json:
         click.echo(json.dumps(found, indent=1, ensure_ascii=False))
@@ -274,7 +274,7 @@ def status(vault, db, embedder, as_json):
     Example:
       lenslink status ~/Notes
     """
-    with Vault(vault, db=db, embedder=embedder) as v:
+    with Vault(vault, db=db, embedder=embedder, create=False) as v:
         info = v.status()
     if as_json:
         click.echo(json.dumps(info, indent=1, ensure_ascii=False))
@@ -312,7 +312,7 @@ def train(vault, db, embedder, lens, seed):
     Example:
       lenslink train ~/Notes --lens topic
     """
-    with Vault(vault, db=db, embedder=embedder) as v:
+    with Vault(vault, db=db, embedder=embedder, create=False) as v:
         chosen_embedder(v, embedder)
         reports = v.train(lens, seed)
     for name, r in reports.items():
@@ -345,7 +345,7 @@ def label(vault, db, embedder, lens, pairs, seed):
       lenslink label ~/Notes --lens topic --pairs 100 && lenslink train ~/Notes
     """
     bars = ProgressBars()
-    with Vault(vault, db=db, embedder=embedder) as v:
+    with Vault(vault, db=db, embedder=embedder, create=False) as v:
         chosen_embedder(v, embedder)
         try:
             r = v.label(lens, pairs, seed, progress=bars)
@@ -410,7 +410,8 @@ def eval_command(vault, db, embedder, lens, holdout, seed, keep_text, out, as_js
               help="Seconds a note must be unchanged before auto write-back.")
 @click.option("--debounce", default=1.0, show_default=True, type=click.FloatRange(0),
               help="Seconds without file events before a batch is indexed.")
-@click.option("-v", "--verbose", is_flag=True, help="Log every batch.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log every batch (what was synced and embedded) and every block written.")
 @handle_errors
 def serve(vault, db, embedder, host, port, allow_remote, write_policy, quiet, debounce, verbose):
     """Watch the vault, keep the index current and serve the local API.
@@ -472,7 +473,7 @@ def plot(vault, db, embedder, lens_names, out, color, label):
 
     plot_mod.require_matplotlib()  # before the index is loaded
     plot_mod.check_out(out)
-    with Vault(vault, db=db, embedder=embedder) as v:
+    with Vault(vault, db=db, embedder=embedder, create=False) as v:
         chosen_embedder(v, embedder)
         maps = plot_mod.lens_maps(v.ranking(), list(lens_names) or [None], color, label)
     plot_mod.render(maps, out)

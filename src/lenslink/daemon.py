@@ -21,7 +21,7 @@ from pathlib import Path
 from . import config as paths
 from . import index as index_mod
 from . import snapshot
-from .errors import ConfigError, LenslinkError, NotReady
+from .errors import ConfigError, LenslinkError, NotFound, NotReady, UnsafePathError
 from .notes import is_note_path
 from .store import Store
 from .vault import Vault
@@ -261,6 +261,7 @@ class Service:
 
     def _sync(self, changed: list[str] | None, rebuild: bool = False, verify: bool = False) -> None:
         self.state.phase = "indexing"
+        started = time.monotonic()
         try:
             with self.lock:
                 store = self.vault.store
@@ -306,6 +307,12 @@ class Service:
             self.state.retry_at = None
             self._retry_delay = RETRY_MIN
             self.state.phase = "ready"
+            full = changed is None  # else the notes synced are named already
+            log.info("synced %s: %d stored%s, %d removed%s, %d texts embedded (%.2f s)",
+                     "the vault" if full else _names(changed), len(report.changed),
+                     _listed(report.changed) if full else "", len(report.removed),
+                     _listed(report.removed) if full else "", report.embedded,
+                     time.monotonic() - started)
             for path, problem in report.problems:
                 log.warning("%s%s", f"{path}: " if path else "", problem)
             if self.write_policy == "auto":
@@ -480,9 +487,22 @@ class Service:
         with self.lock:
             outcomes = self.vault.write([path], force=force)
         self.state.written += sum(o.status == "written" for o in outcomes)
+        for o in outcomes:
+            if o.status not in ("error", "edited"):  # those are warnings, or told to the caller
+                log.info("%s: block %s%s", o.path, o.status, f" ({o.detail})" if o.detail else "")
         return [{"path": o.path, "status": o.status, "detail": o.detail} for o in outcomes]
 
     def reindex(self, path: str) -> dict:
+        """Queue a note for a sync: one in the vault, or one the index holds (so that a
+        deletion is synced too); anything else is refused."""
+        if not self._wanted(path):
+            raise UnsafePathError(f"refusing {path!r}: excluded by `exclude` in .lenslink.toml, "
+                                  "so not a note lenslink indexes")
+        if not (self.vault.root / path).is_file():
+            with self.read_lock:
+                known = self.reader.note(path) is not None
+            if not known:
+                raise NotFound(f"no note {path!r} in the vault or in the index")
         self.queue.put(path)
         return {"queued": path}
 
@@ -490,6 +510,16 @@ class Service:
         self._rebuild = True
         self.queue.wake()
         return {"rebuild": "started"}
+
+
+def _names(paths: list[str], most: int = 5) -> str:
+    """`a.md, b.md and 3 more` for a log line."""
+    shown = ", ".join(paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
+def _listed(paths: list[str]) -> str:
+    return f" ({_names(paths)})" if paths else ""
 
 
 def serve(vault, *, db=None, embedder=None, host: str = "127.0.0.1", port: int = 8765,

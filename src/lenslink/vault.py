@@ -46,14 +46,17 @@ class Vault:
     """An opened vault. Use as a context manager or call `close()`."""
 
     def __init__(self, vault: str | os.PathLike, db: str | os.PathLike | None = None,
-                 embedder: str | None = None, only_lens: str | None = None):
+                 embedder: str | None = None, only_lens: str | None = None,
+                 create: bool = True):
+        """`create=False`: a vault never indexed gets no database file (an empty one in
+        memory stands in), for the commands that only read the index."""
         self.root = paths.vault_root(vault)
         self.config: VaultConfig = load_config(self.root)
         if only_lens:  # evaluation: index and rank one lens only
             self.config = dataclasses.replace(self.config, lenses=(self.config.lens(only_lens),))
         self.db_path = paths.db_path(self.root, db)
         self.embedder_name = embedder or os.environ.get("LENSLINK_EMBEDDER") or self.config.embedder
-        self.store = Store.open(self.db_path)
+        self.store = Store.open(self.db_path if create or self.db_path.exists() else ":memory:")
         self.reader = Reader(self.db_path)  # what every ranking of this vault reads texts with
         self._embedder = None
         self._index: VaultIndex | None = None
