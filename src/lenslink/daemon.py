@@ -307,11 +307,11 @@ class Service:
             self.state.retry_at = None
             self._retry_delay = RETRY_MIN
             self.state.phase = "ready"
-            full = changed is None  # else the notes synced are named already
+            whole = changed is None  # else the notes synced are named already
             log.info("synced %s: %d stored%s, %d removed%s, %d texts embedded (%.2f s)",
-                     "the vault" if full else _names(changed), len(report.changed),
-                     _listed(report.changed) if full else "", len(report.removed),
-                     _listed(report.removed) if full else "", report.embedded,
+                     "the vault" if whole else _names(changed), len(report.changed),
+                     _listed(report.changed) if whole else "", len(report.removed),
+                     _listed(report.removed) if whole else "", report.embedded,
                      time.monotonic() - started)
             for path, problem in report.problems:
                 log.warning("%s%s", f"{path}: " if path else "", problem)

@@ -107,7 +107,7 @@ MIGRATIONS = [
     DROP INDEX IF EXISTS chunks_by_hash;
     """,
     # 10: a sync of a few edited notes at 100,000 notes read every row (1.5-2 s): each
-    # note's `links.note_name` (NULL: not known yet, filled by `note_names`) to resolve
+    # note's `links.note_name` (NULL: not known yet, filled by `paths_named`) to resolve
     # only the links of the notes that changed, and the lens masks by config signature
     # (a lens no note takes part in cost `lens_bits` a scan of the table)
     """
