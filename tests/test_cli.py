@@ -233,6 +233,58 @@ def test_write_opted_out_note_is_skipped(indexed):
     assert (indexed / OPTED_OUT).read_bytes() == before
 
 
+def test_remove_takes_out_only_the_block_of_a_note_that_opted_out_later(indexed):
+    original = (indexed / DAILY).read_bytes()
+    assert run("write", indexed, DAILY).stdout == "1 written\n"
+    written = (indexed / DAILY).read_bytes()
+    assert START.encode() in written
+    # the note now opts out: write leaves its old block, --remove takes it out
+    opted = written.replace(b"---\n", b"---\nlenslink: false\n", 1)
+    assert opted != written
+    (indexed / DAILY).write_bytes(opted)
+    assert run("index", indexed, "--embedder", "fake").exit_code == 0
+    assert "skipped" in run("write", indexed, DAILY).stderr
+    result = run("write", indexed, DAILY, "--remove")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "1 removed\n"
+    assert (indexed / DAILY).read_bytes() == original.replace(b"---\n", b"---\nlenslink: false\n", 1)
+    assert run("write", indexed, DAILY, "--remove").stdout == "1 unchanged\n"
+
+
+def test_remove_all_restores_every_note_and_keeps_hand_edited_blocks(indexed):
+    before = snapshot(indexed)
+    assert run("write", indexed, "--all").exit_code == 0
+    edited = indexed / "cities/Oslo.md"
+    text = edited.read_text(encoding="utf-8").replace(END, "- my own remark\n" + END)
+    edited.write_text(text, encoding="utf-8")
+    dry = run("write", indexed, "--all", "--remove", "--dry-run")
+    assert dry.stdout.count("+++ b/") == 51 and "\n+[[" not in dry.stdout
+    result = run("write", indexed, "--all", "--remove")
+    assert result.exit_code == 0, result.output
+    assert "edited: cities/Oslo.md" in result.stderr
+    assert result.stdout == "1 edited, 51 removed, 1 unchanged\n"
+    after = snapshot(indexed)
+    assert after.pop("cities/Oslo.md") == text.encode("utf-8")
+    assert after == {k: v for k, v in before.items() if k != "cities/Oslo.md"}
+    assert run("write", indexed, "cities/Oslo.md", "--remove", "--force").stdout == "1 removed\n"
+    assert snapshot(indexed) == before
+
+
+def test_remove_works_without_an_index(sample_vault, fake_embedder):
+    before = snapshot(sample_vault)
+    assert run("index", sample_vault, "--embedder", "fake").exit_code == 0
+    assert run("write", sample_vault, "--all").exit_code == 0
+    for db in (Path(os.environ["LENSLINK_DATA_DIR"]) / "vaults").glob("*.db*"):
+        db.unlink()
+    result = run("write", sample_vault, "cities/Oslo", "--remove")  # a title needs the index
+    assert result.exit_code == 1
+    assert "has not been indexed yet" in result.stderr
+    assert run("write", sample_vault, DAILY, "--remove").stdout == "1 removed\n"
+    result = run("write", sample_vault, "--all", "--remove")
+    assert result.stdout == "51 removed, 2 unchanged\n", result.output
+    assert snapshot(sample_vault) == before
+
+
 def test_a_note_that_cannot_be_written_is_named_once(tiny_vault, fake_embedder):
     vault = tiny_vault({"topics/SQLite.md": "# SQLite\nAn embedded database.\n",
                         "topics/Latin.md": "# Latin\ncaf\u00e9 \n".encode("utf-8") + b"\xff\xfe\n",

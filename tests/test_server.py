@@ -381,6 +381,10 @@ def test_block_and_write_change_only_the_block(daemon, vault):
     assert daemon.api.ok("POST", "/v1/write", {"path": "garden-1.md"})["results"][0]["status"] \
         == "unchanged"
     assert (vault / "garden-1.md").read_text(encoding="utf-8") == written
+    assert daemon.api.post("/v1/write", {"path": "garden-1.md", "remove": "yes"}).status == 400
+    assert daemon.api.ok("POST", "/v1/write", {"path": "garden-1.md", "remove": True})["results"] \
+        == [{"path": "garden-1.md", "status": "removed", "detail": ""}]
+    assert (vault / "garden-1.md").read_text(encoding="utf-8") == original
 
 
 def test_reindex_queues_the_note_and_resyncs_it(vault, fake_embedder, start_daemon):

@@ -209,27 +209,36 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
 @click.option("--all", "all_notes", is_flag=True, help="Write the block of every note.")
 @click.option("--dry-run", is_flag=True, help="Print a unified diff instead of writing.")
 @click.option("--force", is_flag=True,
-              help="Replace blocks that were edited by hand (take them over).")
+              help="Replace (or remove) blocks that were edited by hand (take them over).")
+@click.option("--remove", is_flag=True,
+              help="Take lenslink's block out instead (--all: out of every note in the vault).")
 @handle_errors
-def write(vault, db, embedder, notes, all_notes, dry_run, force):
+def write(vault, db, embedder, notes, all_notes, dry_run, force, remove):
     """Write the "Related notes" block into NOTES (or --all).
 
     Only the block between the lenslink markers changes; a note that changed since it
     was read is left alone, and so is a block someone edited by hand (reported as
-    `edited`; --force takes it over).
+    `edited`; --force takes it over). --remove takes the block out (e.g. of a note that
+    now opts out with `lenslink: false`, or of the whole vault; stop a daemon that
+    writes blocks first, or it puts them back).
 
     \b
     Examples:
       lenslink write ~/Notes "daily/2026-11-05.md" --dry-run
       lenslink write ~/Notes --all
+      lenslink write ~/Notes --all --remove --dry-run
     """
     if bool(notes) == bool(all_notes):
         raise click.UsageError("give NOTES or --all")
     with Vault(vault, db=db, embedder=embedder, create=False) as v:
-        chosen_embedder(v, embedder)
-        outcomes = v.write(list(notes) or None, dry_run=dry_run, force=force)
-        nothing = "nothing to write" if v.store.note_count() else \
-            f"nothing to write: {v.root} has no Markdown notes to index"
+        if remove:
+            outcomes = v.remove_blocks(list(notes) or None, dry_run=dry_run, force=force)
+            nothing = "no note to remove a block from"
+        else:
+            chosen_embedder(v, embedder)
+            outcomes = v.write(list(notes) or None, dry_run=dry_run, force=force)
+            nothing = "nothing to write" if v.store.note_count() else \
+                f"nothing to write: {v.root} has no Markdown notes to index"
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1

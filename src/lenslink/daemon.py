@@ -479,13 +479,13 @@ class Service:
                 "groups": [{"lens": lens, "paths": paths} for lens, paths in groups if paths],
                 "block_hash": hashlib.sha256(text.encode()).hexdigest()}
 
-    def write(self, path: str, force: bool = False) -> list[dict]:
+    def write(self, path: str, force: bool = False, remove: bool = False) -> list[dict]:
         if not self.vault.writes_here:
             self.vault._check_writer()  # says which computer writes this vault's blocks
         if self.write_policy == "off":
             raise ConfigError("write-back is off for this daemon (start it with --write manual or auto)")
         with self.lock:
-            outcomes = self.vault.write([path], force=force)
+            outcomes = (self.vault.remove_blocks if remove else self.vault.write)([path], force=force)
         self.state.written += sum(o.status == "written" for o in outcomes)
         for o in outcomes:
             if o.status not in ("error", "edited"):  # those are warnings, or told to the caller

@@ -249,10 +249,11 @@ def block(server, query, body):
 
 
 def write(server, query, body):
-    force = body.get("force", False)
-    if not isinstance(force, bool):
-        raise ApiError(400, "bad_request", "`force` must be true or false")
-    return {"results": server.service.write(note_path(server, body.get("path")), force=force)}
+    force, remove = body.get("force", False), body.get("remove", False)
+    if not isinstance(force, bool) or not isinstance(remove, bool):
+        raise ApiError(400, "bad_request", "`force` and `remove` must be true or false")
+    return {"results": server.service.write(note_path(server, body.get("path")), force=force,
+                                            remove=remove)}
 
 
 def reindex(server, query, body):

@@ -17,6 +17,7 @@ from pathlib import Path
 from . import block as block_mod
 from . import config as paths
 from . import index as index_mod
+from . import notes as notes_mod
 from . import snapshot
 from . import writeback
 from .embedders import get_embedder
@@ -38,7 +39,7 @@ PRECISION_ENV = "LENSLINK_PRECISION"  # minilm weights: int8 (default) or fp32
 @dataclass(frozen=True)
 class WriteOutcome:
     path: str
-    status: str  # written | unchanged | diff | skipped | edited | error
+    status: str  # written | removed | unchanged | diff | skipped | edited | error
     detail: str = ""
 
 
@@ -336,29 +337,67 @@ class Vault:
         for path in targets:
             try:
                 path, text = self.render_block(path)
-                if self.ranking().notes[self.ranking().row[path]].opted_out:
-                    outcomes.append(WriteOutcome(path, "skipped", "opted out (lenslink: false)"))
-                    continue
-                guard = None if force else self._hand_edit_guard(path, text)
-                intended, result = not dry_run and bool(text), None
-                if intended:  # a crash after the file is replaced leaves this block there
-                    self.store.intend_write(path, text)
-                try:
-                    result = writeback.write_block(self.root, path, text, dry_run=dry_run, guard=guard)
-                finally:
-                    if intended and (result is None or result.status != "written"):
-                        self.store.intend_write(path, None)  # not written after all
-                if result.status == "written":
-                    self.store.remember_write(path, _block_hash(text), result.sha256, text or None)
-                    self.store.clear_failure(path)
-                outcomes.append(WriteOutcome(path, result.status, result.diff))
-            except BlockEdited as exc:
-                if not dry_run:
-                    self.store.record_failure(path, str(exc))  # shown by status
-                outcomes.append(WriteOutcome(path, "edited", str(exc)))
-            except LenslinkError as exc:  # the outcome names the note: its message need not
+            except LenslinkError as exc:
                 outcomes.append(WriteOutcome(path, "error", str(exc).removeprefix(f"{path}: ")))
+                continue
+            if self.ranking().notes[self.ranking().row[path]].opted_out:
+                outcomes.append(WriteOutcome(path, "skipped", "opted out (lenslink: false)"))
+                continue
+            outcomes.append(self._write_one(path, text, dry_run, force))
         return outcomes
+
+    def remove_blocks(self, notes: list[str] | None = None, dry_run: bool = False,
+                      force: bool = False) -> list[WriteOutcome]:
+        """Take lenslink's block out of the given notes, or out of every note in the vault
+        (indexed or not, opted out or not), with the same safety rules as `write`: a
+        block edited by hand stays unless `force`. Outcome `removed` when one was."""
+        if not dry_run:
+            self._check_writer()
+        if notes:
+            targets = [self._removal_target(n) for n in notes]
+        else:
+            targets = list(notes_mod.scan_vault(self.root, self.config.exclude).paths)
+        outcomes = [self._write_one(path, "", dry_run, force) for path in targets]
+        return [dataclasses.replace(o, status="removed") if o.status == "written" else o
+                for o in outcomes]
+
+    def _removal_target(self, note: str) -> str:
+        """An indexed note by path or title, or else a note file of the vault by path."""
+        try:
+            return self.resolve_note(note)
+        except (NotFound, StoreError, ConfigError):
+            rel = Path(note).as_posix()
+            if Path(note).is_absolute():
+                try:
+                    rel = Path(note).resolve().relative_to(self.root).as_posix()
+                except ValueError:
+                    raise NotFound(f"{note} is outside the vault {self.root}") from None
+            if notes_mod.is_note_path(rel, self.config.exclude) and (self.root / rel).is_file():
+                return rel
+            raise
+
+    def _write_one(self, path: str, text: str, dry_run: bool, force: bool) -> WriteOutcome:
+        """Splice `text` ("": remove the block) into one note under the write rules."""
+        try:
+            guard = None if force else self._hand_edit_guard(path, text)
+            intended, result = not dry_run and bool(text), None
+            if intended:  # a crash after the file is replaced leaves this block there
+                self.store.intend_write(path, text)
+            try:
+                result = writeback.write_block(self.root, path, text, dry_run=dry_run, guard=guard)
+            finally:
+                if intended and (result is None or result.status != "written"):
+                    self.store.intend_write(path, None)  # not written after all
+            if result.status == "written":
+                self.store.remember_write(path, _block_hash(text), result.sha256, text or None)
+                self.store.clear_failure(path)
+            return WriteOutcome(path, result.status, result.diff)
+        except BlockEdited as exc:
+            if not dry_run:
+                self.store.record_failure(path, str(exc))  # shown by status
+            return WriteOutcome(path, "edited", str(exc))
+        except LenslinkError as exc:  # the outcome names the note: its message need not
+            return WriteOutcome(path, "error", str(exc).removeprefix(f"{path}: "))
 
     def _hand_edit_guard(self, path: str, block: str):
         """Refuses a block that is neither the one lenslink last wrote in the note nor in
