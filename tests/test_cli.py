@@ -380,7 +380,9 @@ def test_status_before_indexing(sample_vault):
     assert result.exit_code == 0
     assert "embedder  (not indexed yet)" in result.stdout
     assert "notes     0 (0 opted out)" in result.stdout
-    for args in (["lenses"], ["related", DAILY], ["write", "--all"], ["train"], ["status", "--json"]):
+    assert "(not created yet: `lenslink index` does)\n" in result.stdout
+    for args in (["lenses"], ["related", DAILY], ["write", "--all"], ["train"], ["status", "--json"],
+                 ["write", "--all", "--remove"]):
         run(args[0], sample_vault, *args[1:])
     assert list(data.iterdir()) == []  # nothing created for a vault never indexed
 

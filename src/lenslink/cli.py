@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 import click
 
@@ -288,7 +289,8 @@ def status(vault, db, embedder, as_json):
     if as_json:
         click.echo(json.dumps(info, indent=1, ensure_ascii=False))
         return
-    click.echo(f"vault     {info['vault']}\ndatabase  {info['database']}\n"
+    created = "" if Path(info["database"]).exists() else " (not created yet: `lenslink index` does)"
+    click.echo(f"vault     {info['vault']}\ndatabase  {info['database']}{created}\n"
                f"config    {info['config']}\nembedder  {info['embedder'] or '(not indexed yet)'}\n"
                f"notes     {info['notes']} ({info['opted_out']} opted out), "
                f"{info['links']} links, {info['embedded_texts']}/{info['texts']} texts embedded")
