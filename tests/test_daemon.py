@@ -251,6 +251,41 @@ def test_a_daemon_on_an_empty_vault_is_ready_and_indexes_the_first_notes(tmp_pat
     assert daemon.state.last_error is None
 
 
+# -- .lenslink.toml changed while serving ---------------------------------------------------
+def test_a_changed_config_is_applied_without_a_restart_and_a_broken_one_is_reported(
+        vault, fake_embedder, start_daemon):
+    daemon = start_daemon(vault)
+    config = vault / ".lenslink.toml"
+
+    def health_config():
+        return daemon.api.ok("GET", "/v1/health")["config"]
+    before = health_config()
+    assert before == Vault(vault).config.fingerprint
+    config.write_text('[lenses.topic]\ntop_k = 2\n[lenses.titles]\ntemplate = "{title}"\n'
+                      'source = { globs = ["music-*"] }\n', encoding="utf-8")
+    wanted = Vault(vault).config.fingerprint
+    assert wanted != before
+    wait_for(lambda: health_config() == wanted, message="the daemon to rank with the new config")
+    assert [lens["name"] for lens in daemon.api.ok("GET", "/v1/lenses")["lenses"]] == ["topic", "titles"]
+    assert len(daemon.api.ok("GET", "/v1/related?path=bread-0.md")["related"]) == 2
+    titles = daemon.api.ok("GET", "/v1/related?path=music-2.md&lens=titles")
+    assert titles["lens"] == "titles" and titles["related"]
+    assert "music-2" in fake_embedder.texts  # the new lens's text was embedded
+    assert daemon.api.ok("GET", "/v1/related?path=bread-0.md&lens=titles")["related"] == []
+
+    config.write_text("[lenses.topic\n", encoding="utf-8")  # a typo: reported, nothing changes
+    wait_for(lambda: daemon.api.ok("GET", "/v1/status")["config_error"], message="the error")
+    assert "not valid TOML" in daemon.api.ok("GET", "/v1/status")["config_error"]
+    assert health_config() == wanted
+    assert len(daemon.api.ok("GET", "/v1/related?path=bread-0.md")["related"]) == 2
+
+    config.unlink()  # back to the defaults
+    defaults = Vault(vault).config.fingerprint
+    wait_for(lambda: health_config() == defaults, message="the defaults")
+    assert daemon.api.ok("GET", "/v1/status")["config_error"] is None
+    assert len(daemon.api.ok("GET", "/v1/related?path=bread-0.md")["related"]) > 2
+
+
 # -- a failing embedder -------------------------------------------------------------------
 def test_failing_embedder_keeps_notes_pending_then_catches_up(vault, openai_server,
                                                               start_daemon, monkeypatch):
@@ -377,8 +412,16 @@ def test_the_cli_does_not_ask_another_process_or_a_daemon_with_an_older_config(v
     lock.write_text(json.dumps({**announced, "instance": "someone-else"}), encoding="utf-8")
     assert client.related(v.db_path, v.config, "bread-0.md", None, None) is None
     lock.write_text(json.dumps(announced), encoding="utf-8")
-    (vault / ".lenslink.toml").write_text("[lenses.topic]\ntop_k = 2\n", encoding="utf-8")
+    # another embedder needs a restart: the daemon applies top_k, keeps its embedder and so
+    # never answers for this config
+    (vault / ".lenslink.toml").write_text('embedder = "other"\n[lenses.topic]\ntop_k = 2\n',
+                                          encoding="utf-8")
     changed = Vault(vault)
+    assert client.related(changed.db_path, changed.config, "bread-0.md", None, None) is None
+    api = first.wait_serving()
+    wait_for(lambda: len(api.ok("GET", "/v1/related?path=bread-0.md")["related"]) == 2,
+             message="the daemon to apply top_k")
+    assert "restart the daemon to switch" in first.stderr
     assert client.related(changed.db_path, changed.config, "bread-0.md", None, None) is None
     first.proc.send_signal(signal.SIGTERM)
     assert first.wait_exit() == 0

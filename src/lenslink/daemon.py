@@ -7,6 +7,7 @@ read the current ranking snapshot and a second, read-only use of the database.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -22,6 +23,7 @@ from . import config as paths
 from . import index as index_mod
 from . import snapshot
 from .errors import ConfigError, LenslinkError, NotFound, NotReady, UnsafePathError
+from .lenses import CONFIG_NAME, load_config
 from .notes import is_note_path
 from .store import Store
 from .vault import Vault
@@ -133,6 +135,7 @@ class DaemonState:
     pending_writes: dict[str, float] = field(default_factory=dict)
     training: bool = False            # the rankers are being retrained in the background
     last_training: dict | None = None  # {"at", "seconds", "reports"} or {"at", "error"}
+    config_error: str | None = None   # .lenslink.toml was changed into something invalid
 
 
 class Service:
@@ -145,14 +148,13 @@ class Service:
             raise ConfigError(f"write policy must be one of {', '.join(WRITE_POLICIES)}")
         self.vault = Vault(vault, db=db, embedder=embedder)
         self.vault.build_apart = True  # the daemon lives long: a build's memory goes with its process
-        if not self.vault.writes_here and write_policy != "off":
-            log.info("blocks are written by %s (writer in .lenslink.toml): not writing here",
-                     self.vault.config.writer)
-            write_policy = "off"
+        self._config_stamp = self._stamp_config()
+        self.ranked_config = self.vault.config  # what the ranking in memory was loaded with
         self.reader = Store.open(self.vault.db_path)
         self.read_lock = threading.Lock()
         self.lock = threading.RLock()         # everything that writes
-        self.write_policy = write_policy
+        self.asked_policy = write_policy      # `writer` in .lenslink.toml may turn it off
+        self.write_policy = self._policy()
         self.quiet = quiet
         self.debounce = debounce
         self.watch = watch
@@ -197,6 +199,52 @@ class Service:
     def _wanted(self, rel: str) -> bool:
         return is_note_path(rel, self.vault.config.exclude)
 
+    def _policy(self) -> str:
+        if not self.vault.writes_here and self.asked_policy != "off":
+            log.info("blocks are written by %s (writer in .lenslink.toml): not writing here",
+                     self.vault.config.writer)
+            return "off"
+        return self.asked_policy
+
+    # -- .lenslink.toml -----------------------------------------------------------
+    def _stamp_config(self) -> tuple | None:
+        try:
+            info = os.stat(self.vault.root / CONFIG_NAME)
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_size, info.st_ino
+
+    def _config_changed(self) -> bool:
+        """Re-read .lenslink.toml when its file changed (checked on every turn of the
+        worker: the watcher ignores dot files). True when a different config was taken;
+        an invalid one is reported (log, `config_error` in status) and the one in use kept.
+        A new embedder needs a restart (its vectors are all new): it is kept as it was."""
+        stamp = self._stamp_config()
+        if stamp == self._config_stamp:
+            return False
+        self._config_stamp = stamp
+        try:
+            config = load_config(self.vault.root)
+        except ConfigError as exc:
+            self.state.config_error = str(exc)
+            log.warning("%s; still using the config read before", exc)
+            return False
+        self.state.config_error = None
+        old = self.vault.config
+        if (config.embedder, config.embedder_options) != (old.embedder, old.embedder_options):
+            log.warning("%s names another embedder (or options): restart the daemon to switch; "
+                        "the other settings are applied now", CONFIG_NAME)
+            config = dataclasses.replace(config, embedder=old.embedder,
+                                         embedder_options=old.embedder_options)
+        if config == old:
+            return False
+        with self.lock:
+            self.vault.config = config
+            self.write_policy = self._policy()
+        log.info("%s changed (lenses: %s): syncing the vault with it", CONFIG_NAME,
+                 ", ".join(lens.name for lens in config.lenses))
+        return True
+
     # -- the worker ---------------------------------------------------------------
     def _run(self) -> None:
         try:  # answer from the state saved at the last stop while the first sync runs
@@ -214,9 +262,10 @@ class Service:
                 self._load_models()
             retry = self._retry_due()
             verify = not batch and self._verify_due()
-            if batch or rebuild or retry or verify:
+            reload = self._config_changed()
+            if batch or rebuild or retry or verify or reload:
                 # a retry looks at everything: the failed batch's notes are not queued any more
-                full = RESCAN in batch or rebuild or retry or verify
+                full = RESCAN in batch or rebuild or retry or verify or reload
                 self._sync(None if full else sorted(batch), rebuild, verify)
             self._write_due()
             self._release_if_idle()
@@ -282,8 +331,9 @@ class Service:
                     after = store.content_hashes(None if full else {*report.changed, *report.touched})
                     gone = set(report.removed) | (before.keys() - after.keys() if full else set())
                     edited = self._edited(before, after) | gone
-                    if rebuild or not self.vault.loaded:
+                    if rebuild or not self.vault.loaded or self.ranked_config != self.vault.config:
                         self.vault.refresh()
+                        self.ranked_config = self.vault.config
                     else:  # only what changed (our own block writes change nothing)
                         self.vault.refresh(sorted(edited | set(report.embedded_paths)))
                     self._train_if_links_grew()
@@ -454,7 +504,7 @@ class Service:
                      "last_error": s.last_error, "last_sync": s.last_sync,
                      "write_policy": self.write_policy, "pending_writes": len(s.pending_writes),
                      "written": s.written, "training": s.training,
-                     "last_training": s.last_training})
+                     "last_training": s.last_training, "config_error": s.config_error})
         return info
 
     def _require_index(self) -> None:
@@ -466,7 +516,7 @@ class Service:
         self._used()
         vault = self.vault
         found = vault.related(path, lens, top)
-        return {"note": vault.resolve_note(path), "lens": vault.config.lens(lens).name,
+        return {"note": vault.resolve_note(path), "lens": vault.ranking().config.lens(lens).name,
                 "related": [r.to_dict() for r in found]}
 
     def block(self, path: str) -> dict:
