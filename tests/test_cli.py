@@ -285,6 +285,21 @@ def test_remove_works_without_an_index(sample_vault, fake_embedder):
     assert snapshot(sample_vault) == before
 
 
+def test_a_lens_added_after_the_index_is_reported_until_the_next_index(indexed):
+    config = indexed / ".lenslink.toml"
+    config.write_text(config.read_text(encoding="utf-8") + '\n[lenses.titles]\ntemplate = "{title}"\n',
+                      encoding="utf-8")
+    warning = f"warning: the lenses in .lenslink.toml changed since the last index; " \
+              f"run `lenslink index {indexed}` to apply them\n"
+    for args in (["related", DAILY, "--lens", "titles"], ["status"], ["write", DAILY, "--dry-run"]):
+        result = run(args[0], indexed, *args[1:])
+        assert result.exit_code == 0, result.output
+        assert warning in result.stderr
+    assert run("index", indexed, "--embedder", "fake").exit_code == 0
+    result = run("related", indexed, DAILY, "--lens", "titles")
+    assert "warning" not in result.stderr and result.stdout.strip()
+
+
 def test_a_note_that_cannot_be_written_is_named_once(tiny_vault, fake_embedder):
     vault = tiny_vault({"topics/SQLite.md": "# SQLite\nAn embedded database.\n",
                         "topics/Latin.md": "# Latin\ncaf\u00e9 \n".encode("utf-8") + b"\xff\xfe\n",

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from . import client
+from . import index as index_mod
 from .errors import LenslinkError
 from .vault import PRECISION_ENV, Vault
 
@@ -47,7 +48,16 @@ def chosen_embedder(v: Vault, embedder: str | None) -> bool:
     chosen = bool(embedder or os.environ.get(PRECISION_ENV))
     if chosen:
         v.check_embedder()
+    warn_if_config_changed(v)
     return chosen
+
+
+def warn_if_config_changed(v: Vault) -> None:
+    """Say so when .lenslink.toml changed its lenses since the last index (a new lens
+    has no texts yet: it would look empty)."""
+    if index_mod.config_outdated(v.store, v.config):
+        click.echo("warning: the lenses in .lenslink.toml changed since the last index; "
+                   f"run `lenslink index {v.root}` to apply them", err=True)
 
 
 def score_text(score: float, kind: str) -> str:
@@ -286,6 +296,8 @@ def status(vault, db, embedder, as_json):
     """
     with Vault(vault, db=db, embedder=embedder, create=False) as v:
         info = v.status()
+        if not as_json:
+            warn_if_config_changed(v)
     if as_json:
         click.echo(json.dumps(info, indent=1, ensure_ascii=False))
         return

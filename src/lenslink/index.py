@@ -374,6 +374,13 @@ def recorded_state(store: Store, config: VaultConfig) -> tuple[list[str], bool]:
     return active, complete
 
 
+def config_outdated(store: Store, config: VaultConfig) -> bool:
+    """Whether the last finished sync ran with lenses (or a parser) other than `config`'s:
+    its lens texts are then not what the config asks for until the next index."""
+    saved = store.get_meta("active_lenses")
+    return bool(saved) and saved.partition(":")[0] != config_signature(config)
+
+
 def lens_masks(config: VaultConfig, meta: NoteMeta, opted_out: bool = False) -> tuple[int, int] | None:
     """(source, candidate) bit masks of the lenses a note takes part in (bit i: lens i),
     as the store keeps them; None when the config has more lenses than they hold."""
