@@ -504,8 +504,9 @@ def linked_vault(root: Path) -> Path:
 
 
 def test_training_runs_beside_edits_and_its_rankers_are_swapped_in(tmp_path, fake_embedder,
-                                                                   start_daemon, monkeypatch):
+                                                                   start_daemon, monkeypatch, caplog):
     from lenslink import learn
+    caplog.set_level("INFO", logger="lenslink.daemon")
     root = linked_vault(tmp_path / "linked")
     release = __import__("threading").Event()
     real_train = learn.train
@@ -531,6 +532,9 @@ def test_training_runs_beside_edits_and_its_rankers_are_swapped_in(tmp_path, fak
              message="the learned rankers to be swapped in")
     found = daemon.api.ok("GET", "/v1/related?path=new%20note.md&lens=topic")["related"]
     assert found[0]["score_kind"] == "probability" and found[0]["path"].startswith("music")
+    said = [r.getMessage() for r in caplog.records if r.name == "lenslink.daemon"]
+    assert "training the lens rankers in the background (48 links, 0 at the last training)" in said
+    assert any(m.startswith("trained in ") and "topic learned" in m for m in said), said
 
 
 def test_stopping_abandons_training_promptly(tmp_path, fake_embedder, start_daemon, monkeypatch):

@@ -389,7 +389,10 @@ class Service:
         trained = int(store.get_meta("trained_links") or 0)
         # rankers stored by a lenslink with other features cannot be used: train again
         outdated = trained and store.get_meta("trained_features") != ",".join(learn.FEATURES)
-        if outdated or store.link_count() - trained >= max(TRAIN_MIN_NEW_LINKS, 0.1 * trained):
+        links = store.link_count()
+        if outdated or links - trained >= max(TRAIN_MIN_NEW_LINKS, 0.1 * trained):
+            log.info("training the lens rankers in the background (%d links, %d at the last "
+                     "training)", links, trained)
             self.state.training = True
             self._trainer = threading.Thread(target=self._train, name="lenslink-trainer", daemon=True)
             self._trainer.start()
@@ -402,8 +405,11 @@ class Service:
                 vault.build_apart = self.vault.build_apart  # a snapshot it needs: in a child
                 vault.stop_builds = self.stop_event
                 reports = vault.train(check=self._check_stop)
-            self.state.last_training = {"at": time.time(), "seconds": round(time.monotonic() - started, 1),
-                                        "reports": reports}
+            seconds = round(time.monotonic() - started, 1)
+            self.state.last_training = {"at": time.time(), "seconds": seconds, "reports": reports}
+            log.info("trained in %.1f s: %s", seconds, "; ".join(
+                f"{name} {'learned' if r['trained'] else 'not trained (' + r['reason'] + ')'}"
+                for name, r in reports.items()) or "no lens")
             self._models_changed.set()
             self.queue.wake()
         except Cancelled:
