@@ -111,6 +111,18 @@ export class Actions {
 		});
 	}
 
+	/** Take lenslink's block out of a note (needs no daemon; e.g. a note that opted out
+	 * later keeps its old block otherwise). A block edited by hand stays unless `force`. */
+	async removeBlock(file: TFile, force = false): Promise<void> {
+		await this.run(async () => {
+			const outcome = await this.applyBlock(file, "", force);
+			new Notice(outcome === "written" ? `Removed the related notes block of ${file.basename}.`
+				: outcome === "edited" ? `The related notes block of ${file.basename} was edited by ` +
+					"hand, so it was left as it is."
+				: `${file.basename} has no related notes block.`, outcome === "edited" ? 10000 : 4000);
+		});
+	}
+
 	/** Compare every note's block with the daemon's, ask once, then update the ones that differ. */
 	async updateAll(): Promise<void> {
 		await this.run(async () => {

@@ -29,6 +29,8 @@ export function registerCommands(plugin: LenslinkPlugin): void {
 		(file) => actions.updateNote(file));
 	noteCommand("take-over-block", "Replace an edited related notes block in current note",
 		(file) => actions.updateNote(file, true));
+	noteCommand("remove-block", "Remove the related notes block from current note",
+		(file) => actions.removeBlock(file));
 
 	plugin.addCommand({
 		id: "update-all-blocks",

@@ -210,6 +210,16 @@ describe("the plugin against the real lenslink daemon", { timeout: READY_TIMEOUT
 		await actions.updateNote(asFile("topics/Private.md"));
 		assert.match(notices[0], /opted out/);
 
+		// Removing a block: the open note's in its editor; a note without one is left alone.
+		notices.length = 0;
+		await actions.removeBlock(asFile(open));
+		assert.deepEqual(notices, ["Removed the related notes block of Python."]);
+		assert.equal(editor.value, `${onDisk}typed, not saved yet\n`);
+		await actions.removeBlock(asFile(open));
+		assert.equal(notices[1], "Python has no related notes block.");
+		await actions.updateNote(asFile(open));
+		assert.equal(editor.value, splice(`${onDisk}typed, not saved yet\n`, relinked));
+
 		// Update all: one confirmation with the count, then Vault.process per note.
 		const files = app.vault.getMarkdownFiles();
 		const before = new Map(files.map((file) => [file.path, readFileSync(join(vault, file.path), "utf8")]));

@@ -34,7 +34,7 @@ describe("the plugin in a stand-in Obsidian", () => {
 	it("registers the commands with stable ids and no default hotkeys", async () => {
 		const plugin = await loaded(null);
 		const commands: FakeCommand[] = plugin.commands;
-		assert.deepEqual(commands.map((c) => c.id), ["open-related-pane", "update-block", "take-over-block", "update-all-blocks",
+		assert.deepEqual(commands.map((c) => c.id), ["open-related-pane", "update-block", "take-over-block", "remove-block", "update-all-blocks",
 			"reindex-note", "rebuild-index", "switch-lens", "check-connection"]);
 		for (const command of commands) {
 			assert.equal(command.hotkeys, undefined, command.id);
