@@ -542,7 +542,7 @@ class Service:
             raise ConfigError("write-back is off for this daemon (start it with --write manual or auto)")
         with self.lock:
             outcomes = (self.vault.remove_blocks if remove else self.vault.write)([path], force=force)
-        self.state.written += sum(o.status == "written" for o in outcomes)
+        self.state.written += sum(o.status in ("written", "removed") for o in outcomes)
         for o in outcomes:
             if o.status not in ("error", "edited"):  # those are warnings, or told to the caller
                 log.info("%s: block %s%s", o.path, o.status, f" ({o.detail})" if o.detail else "")
