@@ -262,7 +262,7 @@ def test_remove_all_restores_every_note_and_keeps_hand_edited_blocks(indexed):
     result = run("write", indexed, "--all", "--remove")
     assert result.exit_code == 0, result.output
     assert "edited: cities/Oslo.md" in result.stderr
-    assert result.stdout == "1 edited, 51 removed, 1 unchanged\n"
+    assert result.stdout == "1 edited, 51 removed, 2 unchanged\n"  # excluded notes too
     after = snapshot(indexed)
     assert after.pop("cities/Oslo.md") == text.encode("utf-8")
     assert after == {k: v for k, v in before.items() if k != "cities/Oslo.md"}
@@ -281,16 +281,17 @@ def test_remove_works_without_an_index(sample_vault, fake_embedder):
     assert "has not been indexed yet" in result.stderr
     assert run("write", sample_vault, DAILY, "--remove").stdout == "1 removed\n"
     result = run("write", sample_vault, "--all", "--remove")
-    assert result.stdout == "51 removed, 2 unchanged\n", result.output
+    assert result.stdout == "51 removed, 3 unchanged\n", result.output
     assert snapshot(sample_vault) == before
+    assert list((Path(os.environ["LENSLINK_DATA_DIR"]) / "vaults").glob("*.db*")) == []
 
 
 def test_a_lens_added_after_the_index_is_reported_until_the_next_index(indexed):
     config = indexed / ".lenslink.toml"
     config.write_text(config.read_text(encoding="utf-8") + '\n[lenses.titles]\ntemplate = "{title}"\n',
                       encoding="utf-8")
-    warning = f"warning: the lenses in .lenslink.toml changed since the last index; " \
-              f"run `lenslink index {indexed}` to apply them\n"
+    warning = "warning: the index was built with other lenses than .lenslink.toml's now " \
+              f"(or by another lenslink version); run `lenslink index {indexed}`\n"
     for args in (["related", DAILY, "--lens", "titles"], ["status"], ["write", DAILY, "--dry-run"]):
         result = run(args[0], indexed, *args[1:])
         assert result.exit_code == 0, result.output

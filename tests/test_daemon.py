@@ -261,11 +261,22 @@ def test_a_changed_config_is_applied_without_a_restart_and_a_broken_one_is_repor
         return daemon.api.ok("GET", "/v1/health")["config"]
     before = health_config()
     assert before == Vault(vault).config.fingerprint
-    config.write_text('[lenses.topic]\ntop_k = 2\n[lenses.titles]\ntemplate = "{title}"\n'
-                      'source = { globs = ["music-*"] }\n', encoding="utf-8")
+    fake_embedder.sleep, calls = 1.0, fake_embedder.calls  # a slow sync: answers meanwhile
+    config.write_text('heading = "See also"\n[lenses.topic]\ntop_k = 2\n[lenses.titles]\n'
+                      'template = "{title}"\nsource = { globs = ["music-*"] }\n', encoding="utf-8")
     wanted = Vault(vault).config.fingerprint
     assert wanted != before
+    wait_for(lambda: fake_embedder.calls > calls, message="the sync with the new lens")
+    # while it embeds, every answer still comes from the old config, consistently
+    assert daemon.api.ok("GET", "/v1/status")["phase"] == "indexing"
+    assert health_config() == before
+    assert [lens["name"] for lens in daemon.api.ok("GET", "/v1/lenses")["lenses"]] == \
+        ["topic", "project", "daily"]
+    assert "## Related notes" in daemon.api.ok("GET", "/v1/block?path=bread-0.md")["block"]
+    assert len(daemon.api.ok("GET", "/v1/related?path=bread-0.md")["related"]) == 5
+    fake_embedder.sleep = 0.0
     wait_for(lambda: health_config() == wanted, message="the daemon to rank with the new config")
+    assert "## See also" in daemon.api.ok("GET", "/v1/block?path=bread-0.md")["block"]
     assert [lens["name"] for lens in daemon.api.ok("GET", "/v1/lenses")["lenses"]] == ["topic", "titles"]
     assert len(daemon.api.ok("GET", "/v1/related?path=bread-0.md")["related"]) == 2
     titles = daemon.api.ok("GET", "/v1/related?path=music-2.md&lens=titles")
@@ -284,6 +295,17 @@ def test_a_changed_config_is_applied_without_a_restart_and_a_broken_one_is_repor
     wait_for(lambda: health_config() == defaults, message="the defaults")
     assert daemon.api.ok("GET", "/v1/status")["config_error"] is None
     assert len(daemon.api.ok("GET", "/v1/related?path=bread-0.md")["related"]) > 2
+
+
+def test_an_unreadable_config_is_reported_and_the_worker_goes_on(vault, fake_embedder, start_daemon):
+    daemon = start_daemon(vault)
+    (vault / ".lenslink.toml").mkdir()  # stat works, reading fails (as when it is replaced)
+    wait_for(lambda: daemon.api.ok("GET", "/v1/status")["config_error"], message="the error")
+    assert "cannot read" in daemon.api.ok("GET", "/v1/status")["config_error"]
+    batches = daemon.state.batches
+    append(vault / "music-2.md", "theremin solo\n")
+    daemon.wait_batches(batches)
+    assert any("theremin" in t for t in fake_embedder.texts)
 
 
 # -- a failing embedder -------------------------------------------------------------------
@@ -421,7 +443,7 @@ def test_the_cli_does_not_ask_another_process_or_a_daemon_with_an_older_config(v
     api = first.wait_serving()
     wait_for(lambda: len(api.ok("GET", "/v1/related?path=bread-0.md")["related"]) == 2,
              message="the daemon to apply top_k")
-    assert "restart the daemon to switch" in first.stderr
+    wait_for(lambda: "restart the daemon to switch" in first.stderr, message="the warning")
     assert client.related(changed.db_path, changed.config, "bread-0.md", None, None) is None
     first.proc.send_signal(signal.SIGTERM)
     assert first.wait_exit() == 0

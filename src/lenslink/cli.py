@@ -56,8 +56,8 @@ def warn_if_config_changed(v: Vault) -> None:
     """Say so when .lenslink.toml changed its lenses since the last index (a new lens
     has no texts yet: it would look empty)."""
     if index_mod.config_outdated(v.store, v.config):
-        click.echo("warning: the lenses in .lenslink.toml changed since the last index; "
-                   f"run `lenslink index {v.root}` to apply them", err=True)
+        click.echo("warning: the index was built with other lenses than .lenslink.toml's now "
+                   f"(or by another lenslink version); run `lenslink index {v.root}`", err=True)
 
 
 def score_text(score: float, kind: str) -> str:

@@ -146,10 +146,10 @@ class Service:
                  quiet: float = 30.0, debounce: float = 1.0, watch: bool = True):
         if write_policy not in WRITE_POLICIES:
             raise ConfigError(f"write policy must be one of {', '.join(WRITE_POLICIES)}")
+        self._config_stamp = _stamp(paths.vault_root(vault))  # before it is read: see _config_changed
+        self._config_seen = self._config_stamp
         self.vault = Vault(vault, db=db, embedder=embedder)
         self.vault.build_apart = True  # the daemon lives long: a build's memory goes with its process
-        self._config_stamp = self._stamp_config()
-        self.ranked_config = self.vault.config  # what the ranking in memory was loaded with
         self.reader = Store.open(self.vault.db_path)
         self.read_lock = threading.Lock()
         self.lock = threading.RLock()         # everything that writes
@@ -207,27 +207,29 @@ class Service:
         return self.asked_policy
 
     # -- .lenslink.toml -----------------------------------------------------------
-    def _stamp_config(self) -> tuple | None:
-        try:
-            info = os.stat(self.vault.root / CONFIG_NAME)
-        except OSError:
-            return None
-        return info.st_mtime_ns, info.st_size, info.st_ino
-
     def _config_changed(self) -> bool:
-        """Re-read .lenslink.toml when its file changed (checked on every turn of the
-        worker: the watcher ignores dot files). True when a different config was taken;
-        an invalid one is reported (log, `config_error` in status) and the one in use kept.
-        A new embedder needs a restart (its vectors are all new): it is kept as it was."""
-        stamp = self._stamp_config()
+        """Re-read .lenslink.toml once its file changed and then stayed the same for one
+        more turn of the worker (half a second or more: not half-saved). The watcher
+        ignores dot files, so the file is looked at on every turn. True when a different
+        config was taken; an invalid or unreadable one is reported (log, `config_error` in
+        status) and the one in use kept. A new embedder needs a restart (its vectors are
+        all new): it is kept as it was. HTTP threads answer from the ranking's config
+        (`Vault.ranked_config`) until the sync that follows has loaded a new ranking."""
+        stamp = _stamp(self.vault.root)
         if stamp == self._config_stamp:
+            self._config_seen = stamp
+            return False
+        if stamp != self._config_seen:  # changed since the last look: wait for one more
+            self._config_seen = stamp
             return False
         self._config_stamp = stamp
         try:
             config = load_config(self.vault.root)
-        except ConfigError as exc:
-            self.state.config_error = str(exc)
-            log.warning("%s; still using the config read before", exc)
+        except (ConfigError, OSError) as exc:
+            message = str(exc) if isinstance(exc, ConfigError) else \
+                f"{self.vault.root / CONFIG_NAME}: cannot read ({exc.strerror or exc})"
+            self.state.config_error = message
+            log.warning("%s; still using the config read before", message)
             return False
         self.state.config_error = None
         old = self.vault.config
@@ -254,21 +256,29 @@ class Service:
             log.warning("the saved ranking snapshot was not loaded: %s", exc)
         self._sync(None)
         while not self.stop_event.is_set():
-            batch = self.queue.wait_batch(self.debounce, timeout=self._timeout())
-            if self.stop_event.is_set():
-                break
-            rebuild, self._rebuild = self._rebuild, False
-            if self._models_changed.is_set():
-                self._load_models()
-            retry = self._retry_due()
-            verify = not batch and self._verify_due()
-            reload = self._config_changed()
-            if batch or rebuild or retry or verify or reload:
-                # a retry looks at everything: the failed batch's notes are not queued any more
-                full = RESCAN in batch or rebuild or retry or verify or reload
-                self._sync(None if full else sorted(batch), rebuild, verify)
-            self._write_due()
-            self._release_if_idle()
+            try:
+                self._turn()
+            except Exception:  # never the end of the worker: the daemon would stop syncing
+                log.exception("the worker failed; going on")
+                self.queue.put(RESCAN)  # what that turn was given: look at everything
+                self.stop_event.wait(1.0)
+
+    def _turn(self) -> None:
+        batch = self.queue.wait_batch(self.debounce, timeout=self._timeout())
+        if self.stop_event.is_set():
+            return
+        rebuild, self._rebuild = self._rebuild, False
+        if self._models_changed.is_set():
+            self._load_models()
+        retry = self._retry_due()
+        verify = not batch and self._verify_due()
+        reload = self._config_changed()
+        if batch or rebuild or retry or verify or reload:
+            # a retry looks at everything: the failed batch's notes are not queued any more
+            full = RESCAN in batch or rebuild or retry or verify or reload
+            self._sync(None if full else sorted(batch), rebuild, verify)
+        self._write_due()
+        self._release_if_idle()
 
     def _used(self) -> None:
         """Queries, syncs and writes map snapshot pages: noted for `_release_if_idle`."""
@@ -331,9 +341,8 @@ class Service:
                     after = store.content_hashes(None if full else {*report.changed, *report.touched})
                     gone = set(report.removed) | (before.keys() - after.keys() if full else set())
                     edited = self._edited(before, after) | gone
-                    if rebuild or not self.vault.loaded or self.ranked_config != self.vault.config:
+                    if rebuild or not self.vault.loaded or self.vault.ranked_config != self.vault.config:
                         self.vault.refresh()
-                        self.ranked_config = self.vault.config
                     else:  # only what changed (our own block writes change nothing)
                         self.vault.refresh(sorted(edited | set(report.embedded_paths)))
                     self._train_if_links_grew()
@@ -400,8 +409,8 @@ class Service:
     def _train(self) -> None:
         started = time.monotonic()
         try:
-            with Vault(self.vault.root, db=self.vault.db_path,
-                       embedder=self.vault.embedder_name) as vault:
+            with Vault(self.vault.root, db=self.vault.db_path, embedder=self.vault.embedder_name,
+                       config=self.vault.config) as vault:
                 vault.build_apart = self.vault.build_apart  # a snapshot it needs: in a child
                 vault.stop_builds = self.stop_event
                 reports = vault.train(check=self._check_stop)
@@ -531,7 +540,7 @@ class Service:
         path, opted_out, groups = self.vault.block_groups(path)
         path, text = self.vault.render_block(path)
         return {"path": path, "block": text, "opted_out": opted_out,
-                "heading": self.vault.config.heading,
+                "heading": self.vault.ranked_config.heading,
                 "groups": [{"lens": lens, "paths": paths} for lens, paths in groups if paths],
                 "block_hash": hashlib.sha256(text.encode()).hexdigest()}
 
@@ -542,6 +551,8 @@ class Service:
             raise ConfigError("write-back is off for this daemon (start it with --write manual or auto)")
         with self.lock:
             outcomes = (self.vault.remove_blocks if remove else self.vault.write)([path], force=force)
+            if remove:  # not written back by a pending auto write either
+                self.state.pending_writes.pop(path, None)
         self.state.written += sum(o.status in ("written", "removed") for o in outcomes)
         for o in outcomes:
             if o.status not in ("error", "edited"):  # those are warnings, or told to the caller
@@ -566,6 +577,15 @@ class Service:
         self._rebuild = True
         self.queue.wake()
         return {"rebuild": "started"}
+
+
+def _stamp(root: Path) -> tuple | None:
+    """What tells that .lenslink.toml changed: (mtime, size, inode); None without one."""
+    try:
+        info = os.stat(root / CONFIG_NAME)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size, info.st_ino
 
 
 def _names(paths: list[str], most: int = 5) -> str:

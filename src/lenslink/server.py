@@ -228,7 +228,7 @@ def _int(value, name: str, low: int, high: int) -> int | None:
 def health(server, query, body):
     service = server.service
     return {"ok": True, "version": __version__, "instance": service.instance,
-            "config": service.ranked_config.fingerprint}
+            "config": service.vault.ranked_config.fingerprint}
 
 
 def status(server, query, body):

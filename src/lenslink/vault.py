@@ -48,11 +48,12 @@ class Vault:
 
     def __init__(self, vault: str | os.PathLike, db: str | os.PathLike | None = None,
                  embedder: str | None = None, only_lens: str | None = None,
-                 create: bool = True):
+                 create: bool = True, config: VaultConfig | None = None):
         """`create=False`: a vault never indexed gets no database file (an empty one in
-        memory stands in), for the commands that only read the index."""
+        memory stands in), for the commands that only read the index. `config`: instead
+        of reading .lenslink.toml (the daemon's trainer uses the daemon's)."""
         self.root = paths.vault_root(vault)
-        self.config: VaultConfig = load_config(self.root)
+        self.config: VaultConfig = config or load_config(self.root)
         if only_lens:  # evaluation: index and rank one lens only
             self.config = dataclasses.replace(self.config, lenses=(self.config.lens(only_lens),))
         self.db_path = paths.db_path(self.root, db)
@@ -184,6 +185,13 @@ class Vault:
         return self._index if self._index is not None else self.refresh()
 
     @property
+    def ranked_config(self) -> VaultConfig:
+        """The config of the ranking in memory (the daemon swaps `config` before it has
+        loaded one with it); `config` when none is loaded."""
+        index = self._index
+        return index.config if index is not None else self.config
+
+    @property
     def loaded(self) -> bool:
         """Whether a ranking snapshot is in memory (the daemon answers only from one)."""
         return self._index is not None
@@ -309,7 +317,7 @@ class Vault:
         if ranking.notes[ranking.row[path]].opted_out:
             return path, True, []
         return path, False, [(lens.name, [r.path for r in ranking.related(path, lens.name)])
-                             for lens in self.config.lenses]
+                             for lens in ranking.config.lenses]
 
     def render_block(self, note: str) -> tuple[str, str]:
         """(path, block text) for a note, links in the vault's link style."""
@@ -317,7 +325,7 @@ class Vault:
         style = writeback.LinkStyle.from_vault(self.root)
         names = self.ranking().name_counts()
         links = [(lens, [style.format_link(p, path, names) for p in paths]) for lens, paths in groups]
-        return path, block_mod.render_block(links, heading=self.config.heading)
+        return path, block_mod.render_block(links, heading=self.ranking().config.heading)
 
     def write(self, notes: list[str] | None = None, dry_run: bool = False,
               force: bool = False) -> list[WriteOutcome]:
@@ -349,14 +357,14 @@ class Vault:
     def remove_blocks(self, notes: list[str] | None = None, dry_run: bool = False,
                       force: bool = False) -> list[WriteOutcome]:
         """Take lenslink's block out of the given notes, or out of every note in the vault
-        (indexed or not, opted out or not), with the same safety rules as `write`: a
+        (indexed or not, opted out or excluded or not), with the same safety rules as `write`: a
         block edited by hand stays unless `force`. Outcome `removed` when one was."""
         if not dry_run:
             self._check_writer()
         if notes:
             targets = [self._removal_target(n) for n in notes]
         else:
-            targets = list(notes_mod.scan_vault(self.root, self.config.exclude).paths)
+            targets = list(notes_mod.scan_vault(self.root).paths)  # also notes excluded since
         outcomes = [self._write_one(path, "", dry_run, force) for path in targets]
         return [dataclasses.replace(o, status="removed") if o.status == "written" else o
                 for o in outcomes]
@@ -372,7 +380,7 @@ class Vault:
                     rel = Path(note).resolve().relative_to(self.root).as_posix()
                 except ValueError:
                     raise NotFound(f"{note} is outside the vault {self.root}") from None
-            if notes_mod.is_note_path(rel, self.config.exclude) and (self.root / rel).is_file():
+            if notes_mod.is_note_path(rel) and (self.root / rel).is_file():
                 return rel
             raise
 
@@ -442,7 +450,7 @@ class Vault:
                "lenses": [], "problems": problems}
         ranking = self.ranking() if own and count and embedder_id else self._index
         if ranking is not None:
-            for lens in self.config.lenses:
+            for lens in ranking.config.lenses:
                 view = ranking.views[lens.name]
                 # notes: `position`, not `rows` (an updated snapshot keeps those of notes gone)
                 out["lenses"].append({"name": lens.name, "notes": len(view.position),
@@ -467,7 +475,7 @@ class Vault:
                  "source": _filter_dict(l.source), "candidates": _filter_dict(l.candidates),
                  "rewrite": {"model": l.rewrite.model, "prompt": l.rewrite.prompt,
                              "base_url": l.rewrite.base_url} if l.rewrite else None}
-                for l in self.config.lenses]
+                for l in self.ranked_config.lenses]
 
 
 def _block_hash(block: str) -> str:
