@@ -229,7 +229,7 @@ def test_write_opted_out_note_is_skipped(indexed):
     before = (indexed / OPTED_OUT).read_bytes()
     result = run("write", indexed, OPTED_OUT)
     assert result.exit_code == 0
-    assert f"skipped: {OPTED_OUT}: opted out" in result.stderr
+    assert f"skipped: {OPTED_OUT}: opted out (lenslink: false)\n" in result.stderr
     assert (indexed / OPTED_OUT).read_bytes() == before
 
 
@@ -243,7 +243,9 @@ def test_remove_takes_out_only_the_block_of_a_note_that_opted_out_later(indexed)
     assert opted != written
     (indexed / DAILY).write_bytes(opted)
     assert run("index", indexed, "--embedder", "fake").exit_code == 0
-    assert "skipped" in run("write", indexed, DAILY).stderr
+    assert run("write", indexed, DAILY).stderr == \
+        f"skipped: {DAILY}: opted out (lenslink: false); its old block stays: " \
+        f"lenslink write {indexed} '{DAILY}' --remove\n"
     result = run("write", indexed, DAILY, "--remove")
     assert result.exit_code == 0, result.output
     assert result.stdout == "1 removed\n"

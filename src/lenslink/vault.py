@@ -349,10 +349,20 @@ class Vault:
                 outcomes.append(WriteOutcome(path, "error", str(exc).removeprefix(f"{path}: ")))
                 continue
             if self.ranking().notes[self.ranking().row[path]].opted_out:
-                outcomes.append(WriteOutcome(path, "skipped", "opted out (lenslink: false)"))
+                outcomes.append(WriteOutcome(path, "skipped", "opted out (lenslink: false)" + (
+                    f"; its old block stays: lenslink write {self.root} {path!r} --remove"
+                    if self._has_block(path) else "")))
                 continue
             outcomes.append(self._write_one(path, text, dry_run, force))
         return outcomes
+
+    def _has_block(self, path: str) -> bool:
+        """Whether the note holds a lenslink block (damaged or not); False if unreadable."""
+        try:
+            text = writeback.safe_note_path(self.root, path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError, LenslinkError):
+            return False
+        return block_mod.START in text
 
     def remove_blocks(self, notes: list[str] | None = None, dry_run: bool = False,
                       force: bool = False) -> list[WriteOutcome]:
