@@ -118,13 +118,15 @@ def test_missing_note_is_a_note_error(tmp_path):
         plan_write(tmp_path, "gone.md", BLOCK)
 
 
-def test_conflict_keeps_the_other_writers_content(tmp_path):
-    path = _note(tmp_path, "n.md", b"v1\n")
-    plan = plan_write(tmp_path, "n.md", BLOCK)
-    path.write_bytes(b"v2 from the editor\n")
+@pytest.mark.parametrize("block", [BLOCK, ""], ids=["write", "remove"])
+def test_conflict_keeps_the_other_writers_content(tmp_path, block):
+    path = _note(tmp_path, "n.md", b"v1\n\n" + OTHER.encode())
+    plan = plan_write(tmp_path, "n.md", block)
+    edited = b"v2 from the editor\n\n" + OTHER.encode()
+    path.write_bytes(edited)
     with pytest.raises(WriteConflict, match="changed since it was read"):
         apply(plan)
-    assert path.read_bytes() == b"v2 from the editor\n"
+    assert path.read_bytes() == edited
     assert _leftovers(tmp_path) == []
 
 
