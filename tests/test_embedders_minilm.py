@@ -90,6 +90,14 @@ def test_rows_are_unit_float32_in_input_order(model):
 
 
 @pytest.mark.model
+def test_texts_embedded_at_once_give_the_vectors_of_one_at_a_time():
+    serial, parallel = minilm.MiniLMEmbedder(threads=1), minilm.MiniLMEmbedder(threads=3)
+    assert (serial._workers, parallel._workers) == (1, 3)
+    texts = [f"note {i} about " + "sailing boats " * (7 * i % 11) for i in range(12)] + [RICH, ""]
+    np.testing.assert_array_equal(parallel.embed_batch(texts), serial.embed_batch(texts))
+
+
+@pytest.mark.model
 def test_sub_batches_give_the_same_vectors():
     small = minilm.MiniLMEmbedder(batch_size=2, threads=1)
     texts = [f"note {i} " + "words " * i for i in range(5)]
