@@ -292,8 +292,9 @@ def test_a_lens_added_after_the_index_is_reported_until_the_next_index(indexed):
     config = indexed / ".lenslink.toml"
     config.write_text(config.read_text(encoding="utf-8") + '\n[lenses.titles]\ntemplate = "{title}"\n',
                       encoding="utf-8")
-    warning = "warning: the index was built with other lenses than .lenslink.toml's now " \
-              f"(or by another lenslink version); run `lenslink index {indexed}`\n"
+    warning = "warning: the index was built with other lenses or exclude globs than " \
+              ".lenslink.toml's now (or by another lenslink version); run " \
+              f"`lenslink index {indexed}`\n"
     for args in (["related", DAILY, "--lens", "titles"], ["status"], ["write", DAILY, "--dry-run"]):
         result = run(args[0], indexed, *args[1:])
         assert result.exit_code == 0, result.output
@@ -301,6 +302,58 @@ def test_a_lens_added_after_the_index_is_reported_until_the_next_index(indexed):
     assert run("index", indexed, "--embedder", "fake").exit_code == 0
     result = run("related", indexed, DAILY, "--lens", "titles")
     assert "warning" not in result.stderr and result.stdout.strip()
+
+
+def test_a_note_that_opts_out_after_the_index_is_not_written(indexed):
+    note = indexed / "cities/Oslo.md"
+    text = note.read_bytes()
+    opted = b"---\nlenslink: false\n" + text[4:] if text.startswith(b"---\n") else \
+        b"---\nlenslink: false\n---\n" + text
+    note.write_bytes(opted)
+    for args in (["cities/Oslo.md"], ["--all"]):
+        result = run("write", indexed, *args)
+        assert result.exit_code == 0, result.output
+        assert "skipped: cities/Oslo.md: opted out (lenslink: false)\n" in result.stderr
+    assert note.read_bytes() == opted
+
+
+def test_removing_a_hand_edited_block_says_how_to_force_the_removal(indexed):
+    assert run("write", indexed, DAILY).exit_code == 0
+    note = indexed / DAILY
+    text = note.read_text(encoding="utf-8").replace(END, "my remark\n" + END)
+    note.write_text(text, encoding="utf-8")
+    result = run("write", indexed, DAILY, "--remove")
+    assert f"to remove it: lenslink write {indexed} '{DAILY}' --remove --force" in result.stderr
+    assert note.read_text(encoding="utf-8") == text
+
+
+def test_remove_needs_no_valid_config_and_skips_notes_without_a_block(indexed):
+    before = snapshot(indexed)
+    (indexed / "latin1.md").write_bytes(b"caf\xe9, no block here\n")
+    assert run("write", indexed, "--all").exit_code == 0
+    (indexed / ".lenslink.toml").write_text("[lenses.topic\n", encoding="utf-8")
+    assert run("write", indexed, "--all").exit_code == 1  # writing needs the lenses
+    result = run("write", indexed, "--all", "--remove")
+    assert result.exit_code == 0, result.output
+    assert "not valid TOML" in result.stderr and "with the default settings" in result.stderr
+    after = snapshot(indexed)
+    assert after.pop("latin1.md") == b"caf\xe9, no block here\n"
+    after.pop(".lenslink.toml")
+    assert after == {k: v for k, v in before.items() if k != ".lenslink.toml"}
+
+
+def test_notes_and_all_together_are_refused(indexed):
+    result = run("write", indexed, DAILY, "--all")
+    assert result.exit_code == 2 and "give NOTES or --all, not both" in result.output
+
+
+def test_changed_exclude_globs_are_reported_until_the_next_index(indexed):
+    config = indexed / ".lenslink.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        'exclude = ["templates/**"]', 'exclude = ["templates/**", "daily/**"]'), encoding="utf-8")
+    assert "warning: the index was built with other lenses or exclude" in run("status", indexed).stderr
+    assert run("index", indexed, "--embedder", "fake").exit_code == 0
+    assert "warning" not in run("status", indexed).stderr
 
 
 def test_a_note_that_cannot_be_written_is_named_once(tiny_vault, fake_embedder):

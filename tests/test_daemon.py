@@ -308,6 +308,26 @@ def test_an_unreadable_config_is_reported_and_the_worker_goes_on(vault, fake_emb
     assert any("theremin" in t for t in fake_embedder.texts)
 
 
+def test_notes_a_changed_config_includes_are_not_written_by_auto(vault, fake_embedder, start_daemon):
+    (vault / ".lenslink.toml").write_text('exclude = ["drafts/**"]\n', encoding="utf-8")
+    draft = vault / "drafts" / "bread-9.md"
+    draft.parent.mkdir()
+    draft.write_text(note_text("bread", 9), encoding="utf-8")
+    indexed_vault(vault)
+    before = snapshot(vault)
+    daemon = start_daemon(vault, write_policy="auto", quiet=0.1)
+    (vault / ".lenslink.toml").write_text('embedder = "other"\n', encoding="utf-8")
+    wanted = Vault(vault, embedder="fake").config
+    wait_for(lambda: daemon.api.ok("GET", "/v1/status")["notes"] == 9, message="the draft indexed")
+    assert "restart the daemon to switch" in daemon.api.ok("GET", "/v1/status")["config_error"]
+    time.sleep(0.5)  # three times `quiet`: an auto write would have happened
+    daemon.wait_idle()
+    assert snapshot(vault) == before and not daemon.state.pending_writes
+    assert wanted.exclude == ()
+    append(draft, "more sourdough\n")  # an edit of it is an edit: written
+    wait_for(lambda: START in draft.read_text(encoding="utf-8"), message="the draft's block")
+
+
 # -- a failing embedder -------------------------------------------------------------------
 def test_failing_embedder_keeps_notes_pending_then_catches_up(vault, openai_server,
                                                               start_daemon, monkeypatch):

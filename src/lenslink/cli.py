@@ -13,7 +13,8 @@ import click
 
 from . import client
 from . import index as index_mod
-from .errors import LenslinkError
+from .errors import ConfigError, LenslinkError
+from .lenses import default_config
 from .vault import PRECISION_ENV, Vault
 
 STAGES = {"read": "Reading notes", "rewrite": "Rewriting texts", "embed": "Embedding texts",
@@ -56,8 +57,9 @@ def warn_if_config_changed(v: Vault) -> None:
     """Say so when .lenslink.toml changed its lenses since the last index (a new lens
     has no texts yet: it would look empty)."""
     if index_mod.config_outdated(v.store, v.config):
-        click.echo("warning: the index was built with other lenses than .lenslink.toml's now "
-                   f"(or by another lenslink version); run `lenslink index {v.root}`", err=True)
+        click.echo("warning: the index was built with other lenses or exclude globs than "
+                   ".lenslink.toml's now (or by another lenslink version); run "
+                   f"`lenslink index {v.root}`", err=True)
 
 
 def score_text(score: float, kind: str) -> str:
@@ -240,9 +242,19 @@ def write(vault, db, embedder, notes, all_notes, dry_run, force, remove):
       lenslink write ~/Notes --all --remove --dry-run
     """
     if bool(notes) == bool(all_notes):
-        raise click.UsageError("give NOTES or --all")
-    with Vault(vault, db=db, embedder=embedder, create=False) as v:
+        raise click.UsageError("give NOTES or --all, not both" if notes else "give NOTES or --all")
+    try:
+        v = Vault(vault, db=db, embedder=embedder, create=False)
+    except ConfigError as exc:  # taking blocks out needs no lens: an uninstall still works
+        if not remove:
+            raise
+        click.echo(f"warning: {exc}; removing blocks with the default settings", err=True)
+        v = Vault(vault, db=db, embedder=embedder, create=False, config=default_config())
+    with v:
         if remove:
+            if client.find(v.db_path) is not None:
+                click.echo("warning: a lenslink daemon is serving this vault; with --write auto "
+                           "it puts the blocks of notes that change back", err=True)
             outcomes = v.remove_blocks(list(notes) or None, dry_run=dry_run, force=force)
             nothing = "no note to remove a block from"
         else:

@@ -234,8 +234,9 @@ class Service:
         self.state.config_error = None
         old = self.vault.config
         if (config.embedder, config.embedder_options) != (old.embedder, old.embedder_options):
-            log.warning("%s names another embedder (or options): restart the daemon to switch; "
-                        "the other settings are applied now", CONFIG_NAME)
+            self.state.config_error = (f"{CONFIG_NAME} names another embedder (or options): "
+                                       "restart the daemon to switch; the other settings are applied")
+            log.warning("%s", self.state.config_error)
             config = dataclasses.replace(config, embedder=old.embedder,
                                          embedder_options=old.embedder_options)
         if config == old:
@@ -276,7 +277,7 @@ class Service:
         if batch or rebuild or retry or verify or reload:
             # a retry looks at everything: the failed batch's notes are not queued any more
             full = RESCAN in batch or rebuild or retry or verify or reload
-            self._sync(None if full else sorted(batch), rebuild, verify)
+            self._sync(None if full else sorted(batch), rebuild, verify, reload)
         self._write_due()
         self._release_if_idle()
 
@@ -318,7 +319,10 @@ class Service:
             raise Cancelled()
         self.state.progress = {"stage": stage, "done": done, "total": total}
 
-    def _sync(self, changed: list[str] | None, rebuild: bool = False, verify: bool = False) -> None:
+    def _sync(self, changed: list[str] | None, rebuild: bool = False, verify: bool = False,
+              reload: bool = False) -> None:
+        """Sync `changed` (None: the vault); `reload`: after .lenslink.toml changed, when
+        notes it newly includes are not edits (their blocks are not written by `auto`)."""
         self.state.phase = "indexing"
         started = time.monotonic()
         try:
@@ -375,7 +379,7 @@ class Service:
             for path, problem in report.problems:
                 log.warning("%s%s", f"{path}: " if path else "", problem)
             if self.write_policy == "auto":
-                self._schedule_writes(edited - gone, gone)
+                self._schedule_writes((edited & before.keys() if reload else edited) - gone, gone)
         except Cancelled:
             log.info("stopping: abandoned the current batch (what was stored is kept)")
         except LenslinkError as exc:

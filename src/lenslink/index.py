@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -195,7 +196,13 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
         store.prune_vectors(old_hashes)
     store.prune_rewrites()
     store.set_meta("embedder", embedder.id)
+    if paths is None:  # every note was matched against `exclude`
+        store.set_meta("synced_exclude", _exclude_mark(config))
     return report
+
+
+def _exclude_mark(config: VaultConfig) -> str:
+    return json.dumps(sorted(config.exclude))
 
 
 def _boilerplate_if_empty(store: Store) -> boilerplate.Boilerplate:
@@ -375,10 +382,14 @@ def recorded_state(store: Store, config: VaultConfig) -> tuple[list[str], bool]:
 
 
 def config_outdated(store: Store, config: VaultConfig) -> bool:
-    """Whether the last finished sync ran with lenses (or a parser) other than `config`'s:
-    its lens texts are then not what the config asks for until the next index."""
+    """Whether the last finished sync ran with lenses (or a parser) or, for the last full
+    one, `exclude` globs other than `config`'s: the index is then not what the config
+    asks for until the next index."""
     saved = store.get_meta("active_lenses")
-    return bool(saved) and saved.partition(":")[0] != config_signature(config)
+    if saved and saved.partition(":")[0] != config_signature(config):
+        return True
+    excluded = store.get_meta("synced_exclude")
+    return excluded is not None and excluded != _exclude_mark(config)
 
 
 def lens_masks(config: VaultConfig, meta: NoteMeta, opted_out: bool = False) -> tuple[int, int] | None:

@@ -282,11 +282,16 @@ DEFAULT_LENSES = (
 )
 
 
+def default_config() -> VaultConfig:
+    """The settings of a vault without a .lenslink.toml."""
+    return VaultConfig(lenses=DEFAULT_LENSES)
+
+
 def load_config(vault: Path) -> VaultConfig:
     """Read `VAULT/.lenslink.toml`; built-in defaults when there is none."""
     path = Path(vault) / CONFIG_NAME
     if not path.exists():
-        return VaultConfig(lenses=DEFAULT_LENSES)
+        return default_config()
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

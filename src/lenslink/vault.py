@@ -348,13 +348,20 @@ class Vault:
             except LenslinkError as exc:
                 outcomes.append(WriteOutcome(path, "error", str(exc).removeprefix(f"{path}: ")))
                 continue
-            if self.ranking().notes[self.ranking().row[path]].opted_out:
+            if self.ranking().notes[self.ranking().row[path]].opted_out or self._opts_out_now(path):
                 outcomes.append(WriteOutcome(path, "skipped", "opted out (lenslink: false)" + (
                     f"; its old block stays: lenslink write {self.root} {path!r} --remove"
                     if self._has_block(path) else "")))
                 continue
             outcomes.append(self._write_one(path, text, dry_run, force))
         return outcomes
+
+    def _opts_out_now(self, path: str) -> bool:
+        """Whether the note on disk says `lenslink: false` (set since the last index)."""
+        try:
+            return notes_mod.read_note(self.root, path).opted_out
+        except LenslinkError:  # unreadable: the write says why
+            return False
 
     def _has_block(self, path: str) -> bool:
         """Whether the note holds a lenslink block (damaged or not); False if unreadable."""
@@ -375,9 +382,19 @@ class Vault:
             targets = [self._removal_target(n) for n in notes]
         else:
             targets = list(notes_mod.scan_vault(self.root).paths)  # also notes excluded since
-        outcomes = [self._write_one(path, "", dry_run, force) for path in targets]
+        outcomes = [self._write_one(path, "", dry_run, force) if self._may_have_block(path)
+                    else WriteOutcome(path, "unchanged", "no block") for path in targets]
         return [dataclasses.replace(o, status="removed") if o.status == "written" else o
                 for o in outcomes]
+
+    def _may_have_block(self, path: str) -> bool:
+        """False for a note whose bytes hold neither marker (not even as UTF-8: a note in
+        another encoding without a block needs nothing); True when unsure."""
+        try:
+            data = writeback.safe_note_path(self.root, path).read_bytes()
+        except (OSError, LenslinkError):
+            return True  # the write says why
+        return any(m.encode() in data for m in ("lenslink:start", "lenslink:end"))
 
     def _removal_target(self, note: str) -> str:
         """An indexed note by path or title, or else a note file of the vault by path."""
@@ -397,7 +414,7 @@ class Vault:
     def _write_one(self, path: str, text: str, dry_run: bool, force: bool) -> WriteOutcome:
         """Splice `text` ("": remove the block) into one note under the write rules."""
         try:
-            guard = None if force else self._hand_edit_guard(path, text)
+            guard = None if force else self._hand_edit_guard(path, text, remove=not text)
             intended, result = not dry_run and bool(text), None
             if intended:  # a crash after the file is replaced leaves this block there
                 self.store.intend_write(path, text)
@@ -417,7 +434,7 @@ class Vault:
         except LenslinkError as exc:  # the outcome names the note: its message need not
             return WriteOutcome(path, "error", str(exc).removeprefix(f"{path}: "))
 
-    def _hand_edit_guard(self, path: str, block: str):
+    def _hand_edit_guard(self, path: str, block: str, remove: bool = False):
         """Refuses a block that is neither the one lenslink last wrote in the note nor in
         lenslink's form with the heading, labels and number of links of one it wrote
         there or is about to write (`block`: e.g. another computer's)."""
@@ -428,7 +445,8 @@ class Vault:
             if _block_hash(current) == last or block_mod.is_rendered(current, shapes):
                 return  # ours (from here, or from another machine syncing the vault)
             raise BlockEdited(f"its related-notes block was edited by hand, so lenslink "
-                              f"leaves it; to replace it: lenslink write {self.root} {path!r} --force")
+                              f"leaves it; to {'remove' if remove else 'replace'} it: lenslink "
+                              f"write {self.root} {path!r} {'--remove ' if remove else ''}--force")
         return guard
 
     # -- status -------------------------------------------------------------------
