@@ -174,7 +174,9 @@ export class Actions {
 			const here = this.vaultPath();
 			const other = here && trimSlash(status.vault) !== trimSlash(here)
 				? ` It serves ${status.vault}, not this vault (${here}).` : "";
-			new Notice(`Connected to lenslink ${health.version}: ${status.notes} notes, ${status.phase}.${other}`);
+			const config = status.config_error ? ` ${status.config_error}` : "";
+			new Notice(`Connected to lenslink ${health.version}: ${status.notes} notes, ${status.phase}.${other}${config}`,
+				config ? 10000 : undefined);
 		});
 	}
 

@@ -98,6 +98,8 @@ export interface DaemonStatus {
 	problems: Record<string, string[]>;
 	/** The rankers are being retrained in the background (results change once it is done). */
 	training?: boolean;
+	/** Why .lenslink.toml, changed while the daemon ran, was not (fully) applied. */
+	config_error?: string | null;
 }
 
 export interface Lens {

@@ -40,6 +40,9 @@ export function statusLabel(observed: Observed): StatusLabel {
 	if (status.phase === "error") {
 		return { text: "lenslink: error", tooltip: status.last_error ?? "indexing failed; retrying", state: "error" };
 	}
+	if (status.config_error) {
+		return { text: "lenslink: config error", tooltip: status.config_error, state: "error" };
+	}
 	const queued = status.queue > 0 ? `, ${status.queue} queued` : "";
 	return {
 		text: "lenslink: connected",

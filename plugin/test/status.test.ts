@@ -21,6 +21,10 @@ describe("statusLabel", () => {
 		assert.equal(statusLabel(status({ phase: "starting" })).text, "lenslink: indexing");
 		const failed = statusLabel(status({ phase: "error", last_error: "embedder failed" }));
 		assert.deepEqual([failed.text, failed.tooltip, failed.state], ["lenslink: error", "embedder failed", "error"]);
+		const config = statusLabel(status({ config_error: ".lenslink.toml: not valid TOML" }));
+		assert.deepEqual([config.text, config.tooltip, config.state],
+			["lenslink: config error", ".lenslink.toml: not valid TOML", "error"]);
+		assert.equal(statusLabel(status({ config_error: null })).text, "lenslink: connected");
 		assert.equal(statusLabel({ ok: false, error: new DaemonError("down", "lenslink daemon not running at x") }).text,
 			"lenslink: not running");
 		assert.equal(statusLabel({ ok: false, error: new DaemonError("unauthorized", "Wrong token") }).text,

@@ -357,10 +357,19 @@ class Vault:
         return outcomes
 
     def _opts_out_now(self, path: str) -> bool:
-        """Whether the note on disk says `lenslink: false` (set since the last index)."""
+        """Whether the note on disk says `lenslink: false` (set since the last index). Only
+        a note whose frontmatter names lenslink is parsed (write --all reads every note)."""
         try:
-            return notes_mod.read_note(self.root, path).opted_out
-        except LenslinkError:  # unreadable: the write says why
+            data = writeback.safe_note_path(self.root, path).read_bytes()
+        except (OSError, LenslinkError):  # unreadable: the write says why
+            return False
+        body = data.removeprefix(b"\xef\xbb\xbf")
+        end = body.find(b"\n---", 3) if body.startswith(b"---") else -1
+        if end < 0 or b"lenslink" not in body[:end]:
+            return False
+        try:
+            return notes_mod.parse_note(path, data).opted_out
+        except LenslinkError:
             return False
 
     def _has_block(self, path: str) -> bool:
