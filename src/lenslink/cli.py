@@ -45,7 +45,8 @@ def _set_precision(ctx, param, value):
 
 def chosen_embedder(v: Vault, embedder: str | None) -> bool:
     """Whether --embedder or --precision was given; then checked as `index` checks them,
-    and against the embedder the vault was indexed with (a ranking uses its vectors)."""
+    and against the embedder the vault was indexed with (a ranking uses its vectors).
+    Every command that ranks calls it first, so it also gives the stale-index warning."""
     chosen = bool(embedder or os.environ.get(PRECISION_ENV))
     if chosen:
         v.check_embedder()

@@ -535,7 +535,7 @@ class Service:
         self._used()
         vault = self.vault
         found = vault.related(path, lens, top)
-        return {"note": vault.resolve_note(path), "lens": vault.ranking().config.lens(lens).name,
+        return {"note": vault.resolve_note(path), "lens": vault.ranked_config.lens(lens).name,
                 "related": [r.to_dict() for r in found]}
 
     def block(self, path: str) -> dict:

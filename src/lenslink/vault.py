@@ -219,13 +219,7 @@ class Vault:
         if self._index is None:
             self._indexed_embedder()
         known = self._index.row if self._index is not None else self.store.note_paths()
-        candidate = Path(note)
-        if candidate.is_absolute():
-            try:
-                note = candidate.resolve().relative_to(self.root).as_posix()
-            except ValueError:
-                raise NotFound(f"{note} is outside the vault {self.root}") from None
-        note = note.replace("\\", "/")
+        note = self._inside(note).replace("\\", "/")
         if note in known:
             return note
         found = Resolver(sorted(known)).named(note)
@@ -348,37 +342,21 @@ class Vault:
             except LenslinkError as exc:
                 outcomes.append(WriteOutcome(path, "error", str(exc).removeprefix(f"{path}: ")))
                 continue
-            if self.ranking().notes[self.ranking().row[path]].opted_out or self._opts_out_now(path):
+            data = self._note_bytes(path)
+            if self.ranking().notes[self.ranking().row[path]].opted_out or _opts_out(path, data):
                 outcomes.append(WriteOutcome(path, "skipped", "opted out (lenslink: false)" + (
                     f"; its old block stays: lenslink write {self.root} {path!r} --remove"
-                    if self._has_block(path) else "")))
+                    if _has_block(data) else "")))
                 continue
             outcomes.append(self._write_one(path, text, dry_run, force))
         return outcomes
 
-    def _opts_out_now(self, path: str) -> bool:
-        """Whether the note on disk says `lenslink: false` (set since the last index). Only
-        a note whose frontmatter names lenslink is parsed (write --all reads every note)."""
+    def _note_bytes(self, path: str) -> bytes | None:
+        """The note's bytes as on disk; None when it cannot be read (writing says why)."""
         try:
-            data = writeback.safe_note_path(self.root, path).read_bytes()
-        except (OSError, LenslinkError):  # unreadable: the write says why
-            return False
-        body = data.removeprefix(b"\xef\xbb\xbf")
-        end = body.find(b"\n---", 3) if body.startswith(b"---") else -1
-        if end < 0 or b"lenslink" not in body[:end]:
-            return False
-        try:
-            return notes_mod.parse_note(path, data).opted_out
-        except LenslinkError:
-            return False
-
-    def _has_block(self, path: str) -> bool:
-        """Whether the note holds a lenslink block (damaged or not); False if unreadable."""
-        try:
-            text = writeback.safe_note_path(self.root, path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError, LenslinkError):
-            return False
-        return block_mod.START in text
+            return writeback.safe_note_path(self.root, path).read_bytes()
+        except (OSError, LenslinkError):
+            return None
 
     def remove_blocks(self, notes: list[str] | None = None, dry_run: bool = False,
                       force: bool = False) -> list[WriteOutcome]:
@@ -391,34 +369,30 @@ class Vault:
             targets = [self._removal_target(n) for n in notes]
         else:
             targets = list(notes_mod.scan_vault(self.root).paths)  # also notes excluded since
-        outcomes = [self._write_one(path, "", dry_run, force) if self._may_have_block(path)
+        outcomes = [self._write_one(path, "", dry_run, force) if _may_have_block(self._note_bytes(path))
                     else WriteOutcome(path, "unchanged", "no block") for path in targets]
         return [dataclasses.replace(o, status="removed") if o.status == "written" else o
                 for o in outcomes]
-
-    def _may_have_block(self, path: str) -> bool:
-        """False for a note whose bytes hold neither marker (not even as UTF-8: a note in
-        another encoding without a block needs nothing); True when unsure."""
-        try:
-            data = writeback.safe_note_path(self.root, path).read_bytes()
-        except (OSError, LenslinkError):
-            return True  # the write says why
-        return any(m.encode() in data for m in ("lenslink:start", "lenslink:end"))
 
     def _removal_target(self, note: str) -> str:
         """An indexed note by path or title, or else a note file of the vault by path."""
         try:
             return self.resolve_note(note)
         except (NotFound, StoreError, ConfigError):
-            rel = Path(note).as_posix()
-            if Path(note).is_absolute():
-                try:
-                    rel = Path(note).resolve().relative_to(self.root).as_posix()
-                except ValueError:
-                    raise NotFound(f"{note} is outside the vault {self.root}") from None
+            rel = Path(self._inside(note)).as_posix()
             if notes_mod.is_note_path(rel) and (self.root / rel).is_file():
                 return rel
             raise
+
+    def _inside(self, note: str) -> str:
+        """`note` as given, or an absolute path made vault-relative (NotFound outside)."""
+        candidate = Path(note)
+        if not candidate.is_absolute():
+            return note
+        try:
+            return candidate.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            raise NotFound(f"{note} is outside the vault {self.root}") from None
 
     def _write_one(self, path: str, text: str, dry_run: bool, force: bool) -> WriteOutcome:
         """Splice `text` ("": remove the block) into one note under the write rules."""
@@ -513,6 +487,35 @@ class Vault:
                  "rewrite": {"model": l.rewrite.model, "prompt": l.rewrite.prompt,
                              "base_url": l.rewrite.base_url} if l.rewrite else None}
                 for l in self.ranked_config.lenses]
+
+
+def _opts_out(path: str, data: bytes | None) -> bool:
+    """Whether a note's bytes say `lenslink: false` (set since the last index). Only a
+    note whose frontmatter names lenslink is parsed (write --all reads every note)."""
+    if data is None:
+        return False
+    body = data.removeprefix(b"\xef\xbb\xbf")
+    end = body.find(b"\n---", 3) if body.startswith(b"---") else -1
+    if end < 0 or b"lenslink" not in body[:end]:
+        return False
+    try:
+        return notes_mod.parse_note(path, data).opted_out
+    except LenslinkError:
+        return False
+
+
+def _has_block(data: bytes | None) -> bool:
+    """Whether a note's bytes hold a lenslink block (damaged or not) as UTF-8 text."""
+    try:
+        return data is not None and block_mod.START in data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+
+
+def _may_have_block(data: bytes | None) -> bool:
+    """False for a note whose bytes hold neither marker (not even as UTF-8: a note in
+    another encoding without a block needs nothing); True when unsure (unreadable)."""
+    return data is None or any(m.encode() in data for m in ("lenslink:start", "lenslink:end"))
 
 
 def _block_hash(block: str) -> str:
