@@ -64,6 +64,16 @@ def test_fp32_graph_is_all_minilm(fp32):
 
 
 @needs_weights
+def test_fp32_vector_does_not_depend_on_batch_mates(fp32):
+    """The index keeps vectors by text hash, so a text's vector must be the same bit for
+    bit whatever it is embedded with (fp32 runs one text per onnxruntime run, like int8)."""
+    texts = sample_texts()[:6] + ["short", ""]
+    together = fp32.embed_batch(texts)
+    for text, row in zip(texts, together):
+        np.testing.assert_array_equal(fp32.embed_batch([text])[0], row)
+
+
+@needs_weights
 def test_int8_default_is_faithful_to_fp32(fp32):
     """The issue's bar: mean cosine >= 0.995 to the fp32 vectors; no text far off."""
     texts = sample_texts()

@@ -91,11 +91,7 @@ class MiniLMEmbedder:
         if threads is not None and threads < 1:
             raise EmbedderError(f"minilm threads must be at least 1, got {threads}")
         self.max_tokens = max_tokens
-        self.batch_size = batch_size
-        # int8 quantises each batch's activations with one range for the whole batch, so a
-        # text's vector would depend on its batch-mates: run it one text at a time (and
-        # without padding; as fast here as batches). fp32 batches are exact.
-        self._run_size = 1 if precision == "int8" else batch_size
+        self.batch_size = batch_size  # texts per embed_batch call from the indexer
         self.precision = precision
         if precision == "fp32":
             from lenslink.embedders.onnx_export import GRAPH_VERSION, WEIGHTS_SHA256, fp32_model
@@ -108,10 +104,12 @@ class MiniLMEmbedder:
             verify_model(path)
         self._tokenizer, self._counter = self._load_tokenizers(max_tokens)
         threads = threads or os.cpu_count() or 1
-        # One text at a time (int8) keeps a core busy only part of the time inside one
-        # run: one thread per run and several runs at once are faster (38 against 31
-        # texts/s on 2 cores, bench notes in docs/performance.md), with the same vectors.
-        self._workers = min(threads, MAX_WORKERS) if self._run_size == 1 else 1
+        # Each onnxruntime run embeds one text, without padding: int8 quantises a run's
+        # activations with one range, so a text's vector must not depend on batch-mates,
+        # and fp32 is faster so too (23.5 against 16 notes/s on 2 cores: a padded batch's
+        # activations leave the cache). One thread per run and several runs at once keep
+        # the cores busy (docs/performance.md).
+        self._workers = min(threads, MAX_WORKERS)
         self._session = self._load_session(path, 1 if self._workers > 1 else threads)
         self._input_names = {i.name for i in self._session.get_inputs()}
 
@@ -152,16 +150,13 @@ class MiniLMEmbedder:
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         """Embed `texts`; rows come back in input order, float32, unit length."""
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
-        # Running similar lengths together keeps padding (wasted compute) small.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         if self._workers > 1 and len(texts) > 1:  # onnxruntime runs release the GIL
             with ThreadPoolExecutor(self._workers, thread_name_prefix="lenslink-embed") as pool:
-                for i, vector in zip(order, pool.map(lambda i: self._run([texts[i]])[0], order)):
+                for i, vector in enumerate(pool.map(lambda text: self._run([text])[0], texts)):
                     out[i] = vector
             return out
-        for start in range(0, len(order), self._run_size):
-            rows = order[start : start + self._run_size]
-            out[rows] = self._run([texts[i] for i in rows])
+        for i, text in enumerate(texts):
+            out[i] = self._run([text])[0]
         return out
 
     def _run(self, texts: list[str]) -> np.ndarray:
