@@ -64,7 +64,7 @@ def test_index_prints_the_summary_and_warnings(sample_vault, fake_embedder):
                              f"{texts} texts embedded\n")
     assert "warning: topics/Reading notes.md: broken frontmatter" in result.stderr
     again = run("index", sample_vault, "--embedder", "fake")
-    assert again.stdout == ("53 notes: 0 read, 53 unchanged, 0 removed, 0 failed, 0 opted out; "
+    assert again.stdout == ("53 notes: 0 read, 53 unchanged, 0 removed, 0 failed, 1 opted out; "
                             "0 texts embedded\n")
     assert "warning" not in again.stderr
     assert len(fake_embedder.texts) == texts

@@ -46,7 +46,7 @@ class SyncReport:
     embedded: int = 0
     rewritten: int = 0  # texts the chat model rewrote (cache hits not counted)
     failed: int = 0
-    opted_out: int = 0
+    opted_out: int = 0  # notes in the index that opt out, after this sync (read now or not)
     problems: list[tuple[str, str]] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)   # notes stored anew (new or edited)
     removed: list[str] = field(default_factory=list)   # notes gone from the vault
@@ -198,6 +198,7 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     store.set_meta("embedder", embedder.id)
     if paths is None:  # every note was matched against `exclude`
         store.set_meta("synced_exclude", _exclude_mark(config))
+    report.opted_out = store.opted_out_count()
     return report
 
 
@@ -302,8 +303,6 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
     if not force:
         report.parsed += 1
         report.problems += [(rel, p) for p in note.problems]
-        if note.opted_out:
-            report.opted_out += 1
     if known:
         old_hashes |= store.chunk_hashes([rel])
     store.put_note(row, lex, query, chunks, blob, lens_masks(config, note_meta(note), note.opted_out))

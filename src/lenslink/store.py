@@ -448,6 +448,10 @@ class Store:
         rows = self.db.execute(sql) if paths is None else _select_in(self.db, sql + " WHERE path IN", paths)
         return dict(rows)
 
+    def opted_out_count(self) -> int:
+        """Notes stored with `lenslink: false`."""
+        return self.db.execute("SELECT count(*) FROM notes WHERE opted_out = 1").fetchone()[0]
+
     def note_summary(self) -> tuple[int, int, dict[str, list[str]]]:
         """(notes, opted-out notes, {path: problems} of the notes that have some), from
         SQL alone: no note is decoded (status at 100,000 notes)."""
