@@ -234,6 +234,58 @@ def test_changing_one_lens_prefix_reembeds_only_that_lens(tiny_vault, db, fake_e
         f"Uno: n{i}\nnote number {i} about subject {i * 7}" for i in range(5))
     assert report.embedded == 5
     assert not any(h for (h,) in query(db, "SELECT text FROM chunks WHERE text LIKE 'One: %'"))
+    old = {text_sha(f"One: n{i}\nnote number {i} about subject {i * 7}") for i in range(5)}
+    # the old prefix's vectors are kept a while, marked unused: going back embeds nothing
+    assert stored_hashes(db) == chunk_hashes(db) | old
+    assert {h for (h,) in query(db, "SELECT text_hash FROM vectors WHERE unused_since IS NOT NULL")} == old
+    fake_embedder.reset_counts()
+    (root / ".lenslink.toml").write_text(TWO_LENSES.format(one="One: ", top_k=5))
+    assert run_index(root, db).embedded == 0 and fake_embedder.texts == []
+    assert query(db, "SELECT count(*) FROM vectors WHERE unused_since IS NOT NULL") == [(5,)]
+    assert old <= chunk_hashes(db)
+
+
+def test_unused_vectors_go_after_a_week_and_never_outnumber_those_in_use(tiny_vault, db,
+                                                                          fake_embedder):
+    notes = {f"n{i}.md": f"note number {i}\n" for i in range(4)}
+    root = tiny_vault(notes, config=BODY_ONLY)
+    run_index(root, db)
+    in_use = stored_hashes(db)
+    for prefix in ("A", "B", "C"):  # three configs tried in turn
+        (root / ".lenslink.toml").write_text(f'[lenses.body]\ntemplate = "{prefix} {{body}}"\n')
+        run_index(root, db)
+        assert len(stored_hashes(db)) == 8  # 4 in use, at most as many unused
+    assert not in_use & stored_hashes(db)  # the oldest unused went first
+    kept = {text_sha(f"B note number {i}") for i in range(4)}
+    assert stored_hashes(db) - chunk_hashes(db) == kept
+    conn = sqlite3.connect(str(db))
+    with conn:  # found unused 8 days ago
+        conn.execute("UPDATE vectors SET unused_since = ? WHERE unused_since IS NOT NULL",
+                     [time.time() - 8 * 86400])
+    conn.close()
+    (root / "n9.md").write_text("one more note\n")
+    run_index(root, db)
+    assert stored_hashes(db) == chunk_hashes(db)
+
+
+def test_words_edited_out_in_a_full_sync_lose_their_vector_at_once(tiny_vault, db, fake_embedder):
+    root = tiny_vault({"a.md": "my secret plan\n", "b.md": "groceries\n"}, config=BODY_ONLY)
+    run_index(root, db)
+    (root / "a.md").write_text("nothing to see\n")
+    run_index(root, db)
+    assert text_sha("my secret plan") not in stored_hashes(db)
+    assert stored_hashes(db) == chunk_hashes(db)
+
+
+def test_a_rebuild_drops_every_unused_vector(tiny_vault, db, fake_embedder):
+    root = tiny_vault({"a.md": "alpha\n", "b.md": "beta\n"}, config=BODY_ONLY)
+    run_index(root, db)
+    (root / ".lenslink.toml").write_text('[lenses.body]\ntemplate = "Body: {body}"\n')
+    run_index(root, db)
+    assert stored_hashes(db) > chunk_hashes(db)
+    fake_embedder.reset_counts()
+    run_index(root, db, rebuild=True)
+    assert fake_embedder.texts == []  # vectors in use are reused
     assert stored_hashes(db) == chunk_hashes(db)
 
 
@@ -457,6 +509,8 @@ def test_notes_stored_with_broken_frontmatter_are_read_again_once(tiny_vault, db
     assert query(db, "SELECT path, opted_out FROM notes ORDER BY path") == [("a.md", 1), ("b.md", 0)]
     with sqlite3.connect(str(db)) as conn:  # as an older lenslink stored it
         conn.execute("UPDATE notes SET opted_out=0 WHERE path='a.md'")
+        conn.execute("DROP INDEX vectors_unused")  # undo migration 13 too
+        conn.execute("ALTER TABLE vectors DROP COLUMN unused_since")
         conn.execute("PRAGMA user_version=11")
     report = run_index(root, db)
     assert report.changed == ["a.md"] and report.unchanged == 1

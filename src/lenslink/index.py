@@ -32,6 +32,9 @@ LEX_CHARS = 100_000
 # Notes stored per transaction: one commit per note made a first index of 100,000 notes
 # write its journal 20 GB; a killed sync loses at most this many notes' work.
 NOTE_BATCH = 256
+# Vectors no chunk uses after a config change are kept this long (at most as many as are
+# in use): trying a lens and going back costs no embedding.
+UNUSED_VECTOR_DAYS = 7
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -190,10 +193,11 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     report.embedded_paths = store.paths_of_texts(embedded)
     if not store.pending_rewrite_paths(active):
         store.set_meta("embedded_all", complete)
+    store.prune_vectors(old_hashes)  # texts of notes edited, deleted or opted out
     if paths is None and (report.changed or gone or rebuild):
-        store.prune_vectors()  # everything no chunk uses (also what a crash left)
-    else:
-        store.prune_vectors(old_hashes)
+        # everything else no chunk uses (a lens changed; what a crash left): kept a few
+        # days, so that a config changed back needs no embedding; a rebuild drops it all
+        store.prune_vectors(keep_days=0 if rebuild else UNUSED_VECTOR_DAYS)
     store.prune_rewrites()
     store.set_meta("embedder", embedder.id)
     if paths is None:  # every note was matched against `exclude`
@@ -303,7 +307,9 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
     if not force:
         report.parsed += 1
         report.problems += [(rel, p) for p in note.problems]
-    if known:
+    if known and known[0] != note.content_hash:
+        # the texts of a note whose words changed (or that opts out now) go at once; those
+        # of a note re-read for a new config are kept a while (`UNUSED_VECTOR_DAYS`)
         old_hashes |= store.chunk_hashes([rel])
     store.put_note(row, lex, query, chunks, blob, lens_masks(config, note_meta(note), note.opted_out))
     return True

@@ -128,6 +128,12 @@ MIGRATIONS = [
     """
     UPDATE notes SET signature='' WHERE problems LIKE '%frontmatter%';
     """,
+    # 13: when a vector was first found unused (NULL: in use), kept a while after a config
+    # change (`prune_vectors(keep_days=...)`)
+    """
+    ALTER TABLE vectors ADD COLUMN unused_since REAL;
+    CREATE INDEX IF NOT EXISTS vectors_unused ON vectors (unused_since) WHERE unused_since IS NOT NULL;
+    """,
 ]
 MASK_LENSES = 62  # lens bit masks fit SQLite's signed 64-bit integers up to this many
 PENDING = ""  # chunks.text_hash of a chunk whose rewrite is not known yet
@@ -639,13 +645,14 @@ class Store:
                                   [*lenses, PENDING]).fetchone()[0]
         return known + waiting, known - (0 if complete else self.count_missing(embedder_id, lenses))
 
-    def prune_vectors(self, hashes: Iterable[str] | None = None) -> int:
-        """Drop vectors no chunk refers to any more (deleted or changed notes): all of
-        them, or those among `hashes` (the texts of notes just changed or deleted)."""
+    def prune_vectors(self, hashes: Iterable[str] | None = None, keep_days: float = 0) -> int:
+        """Drop vectors no chunk refers to any more: those among `hashes` (the texts of
+        notes just changed or deleted), or all of them. Of all: with `keep_days`, one
+        found unused is kept that long from when it was first found so (a config changed
+        back uses it again), and at most as many are kept as are in use (oldest go first)."""
         with self._write():
             if hashes is None:
-                return self.db.execute(
-                    "DELETE FROM vectors WHERE text_hash NOT IN (SELECT text_hash FROM chunks)").rowcount
+                return self._prune_unused(keep_days)
             used = {r[0] for r in _select_in(
                 self.db, "SELECT DISTINCT text_hash FROM chunks WHERE text_hash IN", hashes)}
             unused = sorted(set(hashes) - used)
@@ -654,6 +661,25 @@ class Store:
             self.db.conn.executemany("DELETE FROM vectors WHERE embedder=? AND text_hash=?",
                                      [(e, h) for e in embedders for h in unused])
         return len(unused)
+
+    def _prune_unused(self, keep_days: float) -> int:
+        if keep_days <= 0:
+            return self.db.execute(
+                "DELETE FROM vectors WHERE text_hash NOT IN (SELECT text_hash FROM chunks)").rowcount
+        now = time.time()
+        self.db.execute("UPDATE vectors SET unused_since = NULL WHERE unused_since IS NOT NULL"
+                        " AND text_hash IN (SELECT text_hash FROM chunks)")
+        self.db.execute("UPDATE vectors SET unused_since = ? WHERE unused_since IS NULL"
+                        " AND text_hash NOT IN (SELECT text_hash FROM chunks)", [now])
+        dropped = self.db.execute("DELETE FROM vectors WHERE unused_since < ?",
+                                  [now - keep_days * 86400]).rowcount
+        unused = self.db.execute("SELECT count(*) FROM vectors WHERE unused_since IS NOT NULL").fetchone()[0]
+        excess = unused - (self.vector_count() - unused)
+        if excess > 0:
+            dropped += self.db.execute(
+                "DELETE FROM vectors WHERE rowid IN (SELECT rowid FROM vectors WHERE unused_since"
+                " IS NOT NULL ORDER BY unused_since LIMIT ?)", [excess]).rowcount
+        return dropped
 
     def _embedders(self) -> list[str]:
         """The embedders with stored vectors, each found by the primary key (DISTINCT
