@@ -224,9 +224,17 @@ def test_new_links_titles_and_aliases_are_seen_after_an_update(opened):
             if r.path == note] == [True]
 
 
+def test_a_snapshot_is_updated_for_fewer_changes_in_a_small_vault():
+    """Its idf, centring and calibration go stale as notes change: a small vault (quick
+    to load in full) is loaded in full after a fifth of its notes changed."""
+    assert [vault_mod.patch_limit(n) for n in (5, 100, 1_000, 10_000, 100_000)] == \
+        [10, 20, 200, 500, 5_000]
+
+
 def test_many_changes_make_a_full_load(opened, monkeypatch):
     monkeypatch.setattr(vault_mod, "PATCH_MIN", 2)
     monkeypatch.setattr(vault_mod, "PATCH_SHARE", 0.0)
+    monkeypatch.setattr(vault_mod, "PATCH_FLOOR", 2)
     edited = ["garden/garden 1.md", "garden/garden 2.md", "garden/garden 3.md"]
     for note in edited:
         (opened.root / note).write_text(CLUSTERS["money"], encoding="utf-8")
@@ -366,6 +374,7 @@ def test_a_changed_vault_or_a_damaged_file_builds_the_snapshot_again(tiny_vault,
     builds = loads_counted(monkeypatch)
     monkeypatch.setattr(vault_mod, "PATCH_MIN", 0)  # too many changes to bring it up to date
     monkeypatch.setattr(vault_mod, "PATCH_SHARE", 0)
+    monkeypatch.setattr(vault_mod, "PATCH_FLOOR", 0)
     (root / "garden/garden 0.md").write_text(CLUSTERS["baking"], encoding="utf-8")
     with Vault(root, db=db, embedder="fake") as vault:
         vault.index()

@@ -30,10 +30,17 @@ from .store import Reader, Store
 log = logging.getLogger("lenslink.vault")
 
 
-# `refresh(changed)` updates the snapshot in place of a full load until this many notes
-# changed since the last full load (idf, centring and calibration are then refreshed)
-PATCH_MIN, PATCH_SHARE = 200, 0.05
+# `refresh(changed)` updates the snapshot in place of a full load until `patch_limit`
+# notes changed since the last full load (idf, centring and calibration are then
+# refreshed): 200 or 5% of the notes, but in a small vault (where a full load is quick)
+# at most a fifth of its notes, and 10 at least
+PATCH_MIN, PATCH_SHARE, PATCH_SMALL_SHARE, PATCH_FLOOR = 200, 0.05, 0.2, 10
 PRECISION_ENV = "LENSLINK_PRECISION"  # minilm weights: int8 (default) or fp32
+
+
+def patch_limit(notes: int) -> float:
+    """How many changed notes a snapshot of `notes` notes is updated for, at most."""
+    return max(min(PATCH_MIN, max(PATCH_FLOOR, PATCH_SMALL_SHARE * notes)), PATCH_SHARE * notes)
 
 
 @dataclass(frozen=True)
@@ -119,7 +126,7 @@ class Vault:
         if changed is not None and current is not None:
             if not changed:
                 return current
-            if current.patched + len(changed) <= max(PATCH_MIN, PATCH_SHARE * len(current.row)):
+            if current.patched + len(changed) <= patch_limit(len(current.row)):
                 self._index = current.updated(self.store, embedder_id, sorted(changed))
                 return self._index
         self._index = self._load(embedder_id)
@@ -176,7 +183,7 @@ class Vault:
         if not (known["complete"] and complete and known["active"] == active):
             return None
         changed = snapshot.changed_since(index, known["stored_at"], stored)
-        if index.patched + len(changed) > max(PATCH_MIN, PATCH_SHARE * len(index.row)):
+        if index.patched + len(changed) > patch_limit(len(index.row)):
             return None
         log.info("ranking snapshot brought up to date from %d changed notes", len(changed))
         return index.updated(self.store, embedder_id, changed) if changed else index
