@@ -603,9 +603,12 @@ def test_lenses_of_the_same_texts_share_arrays_until_a_note_leaves_one(tiny_vaul
         assert "garden/garden 0.md" not in paths(after.related("garden/garden 1.md", "kept", 100))
 
 
-def test_a_note_joins_a_lens_that_was_empty_at_the_full_load(tiny_vault, tmp_path, fake_embedder):
+def test_a_note_joins_a_lens_that_was_empty_at_the_full_load(tiny_vault, tmp_path, fake_embedder,
+                                                             monkeypatch):
     """The daemon's path for a vault's first project note: the project lens had no notes
     at the full load (arrays without a width); the update must rank as a full load."""
+    # every note gets a project text: updated, not loaded in full, as in a larger vault
+    monkeypatch.setattr(vault_mod, "PATCH_FLOOR", 200)
     root = tiny_vault(cluster_notes(linked=False))
     with Vault(root, db=tmp_path / "index.db", embedder="fake") as vault:
         vault.index()
