@@ -108,6 +108,21 @@ def test_make_task_seeds_draw_different_notes(help_vault, tmp_path):
     assert len(golds[0]) == len(golds[1]) and set(golds[0]) != set(golds[1])
 
 
+def test_links_in_lenslinks_own_block_are_not_the_authors(tmp_path):
+    """A vault lenslink wrote into: its suggestions must not become the gold they are
+    scored against."""
+    from lenslink.block import END, START
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    for name in "bcde":
+        (vault / f"{name}.md").write_text(f"note {name}\n", encoding="utf-8")
+    (vault / "a.md").write_text(f"See [[b]] and [[c]].\n\n{START}\n## Related notes\n"
+                                f"- [[d]]\n- [[e]]\n{END}\n", encoding="utf-8")
+    gold = evaluate.make_task(vault, tmp_path / "task", 0.0, 0)
+    assert gold == {"a.md": ["b.md", "c.md"]}
+    assert (tmp_path / "task/vault/a.md").read_text(encoding="utf-8") == "See  and .\n"
+
+
 # -- the numbers ------------------------------------------------------------------------
 @needs_shared
 def test_eval_numbers_agree_with_score_py(evaluated):

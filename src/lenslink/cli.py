@@ -74,7 +74,7 @@ def score_text(score: float, kind: str) -> str:
 def vault_options(func):
     func = click.option("--precision", type=click.Choice(["int8", "fp32"]), expose_value=False,
                         callback=_set_precision, is_eager=True,
-                        help="minilm weights: int8 (default, ~3x faster) or fp32 (needs "
+                        help="minilm weights: int8 (default, shipped, a little faster) or fp32 (needs "
                              "`pip install lenslink[fp32]`; vectors are stored apart).")(func)
     func = click.option("--embedder", metavar="NAME",
                         help="Embedder to index with (default: from .lenslink.toml, else "
@@ -405,18 +405,23 @@ def label(vault, db, embedder, lens, pairs, seed):
 @vault_options
 @click.option("--lens", "-l", metavar="LENS", help="Lens to evaluate (default: the first).")
 @click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0, 1),
-              help="Fraction of linked notes made new (their links and backlinks removed).")
+              help="Fraction of linked notes made new (their links and backlinks removed); "
+              "0: every note with 2+ links loses its links at once and nothing is learned.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the held-out draw.")
 @click.option("--keep-text", is_flag=True, help="Keep removed links' visible text (easier).")
 @click.option("--out", type=click.Path(file_okay=False), help="Keep the task vault, gold and "
-              "predictions in this folder (for ../shared/eval/score.py).")
+              "predictions in this folder (to score them with other tools).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def eval_command(vault, db, embedder, lens, holdout, seed, keep_text, out, as_json):
     """Measure how well each ranking recovers the vault's own links.
 
-    Same protocol as shared/eval's make_task.py --holdout --drop-text and score.py:
-    recall@5/10, MRR@10, nDCG@10 for the learned ranker and the baselines.
+    A share of the notes with 2+ links become "new": their links (and the links to
+    them) are removed, the rankings learn from the links left, and each new note's
+    ranking is scored against the links it had: recall@5/10, MRR@10, nDCG@10 for the
+    learned ranker and the baselines. lenslink's own blocks are not the author's links
+    and are left out. (The protocol of lenslink's shared evaluation scripts,
+    make_task.py --holdout --drop-text and score.py.)
 
     \b
     Example:

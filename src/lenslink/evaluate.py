@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .block import remove_block
 from .links import Resolver, wikilinks
 from .lenses import CONFIG_NAME
 
@@ -22,12 +23,15 @@ METRICS = ("recall@5", "recall@10", "mrr@10", "ndcg@10")
 
 # -- the task (same protocol as make_task.py) -----------------------------------------
 def read_vault(root: Path) -> dict[str, str]:
-    """{path: text} of every note, hidden paths skipped, in the reference's order."""
+    """{path: text} of every note, hidden paths skipped, in the reference's order.
+
+    lenslink's own "Related notes" block is left out: its links are suggestions, not the
+    author's (make_task.py knows no such block; on a vault without one they agree)."""
     notes = {}
     for p in sorted(Path(root).rglob("*.md")):
         rel = p.relative_to(root).as_posix()
         if not any(part.startswith(".") for part in rel.split("/")) and p.is_file():
-            notes[rel] = p.read_text(encoding="utf-8", errors="replace")
+            notes[rel] = remove_block(p.read_text(encoding="utf-8", errors="replace"))
     return notes
 
 
