@@ -129,6 +129,16 @@ def test_related_accepts_a_title_and_top(indexed):
     assert by_title.stdout == by_path.stdout
 
 
+def test_related_says_why_a_note_has_none(indexed):
+    opted = run("related", indexed, OPTED_OUT)
+    assert opted.exit_code == 0
+    assert opted.stdout == f"no related notes for {OPTED_OUT} under lens 'topic': it opts out " \
+                           "(lenslink: false)\n"
+    daily = run("related", indexed, "cities/Oslo.md", "--lens", "daily")
+    assert daily.stdout == "no related notes for cities/Oslo.md under lens 'daily': lens " \
+                           "'daily' does not apply to it\n"
+
+
 def test_an_ambiguous_title_is_an_error_listing_the_notes(tiny_vault, fake_embedder):
     vault = tiny_vault({"topics/Python.md": "# Python\nThe language.\n",
                         "other/Python.md": "# Python\nThe snake.\n",

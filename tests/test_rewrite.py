@@ -236,6 +236,29 @@ def test_failing_endpoint_leaves_other_lenses_indexed_and_retries_next_time(
         assert len(v.related("topics/Sourdough.md", "topic")) == 2
 
 
+def test_a_note_whose_rewrite_failed_keeps_its_block(tiny_vault, db, fake_embedder,
+                                                    openai_server):
+    """Its topic list would be empty until the rewrite works again: writing must not take
+    the block it has out of the note (the daemon's auto write goes the same way)."""
+    root = tiny_vault(NOTES, config=config(openai_server))
+    run_index(root, db)
+    with Vault(root, db=db, embedder="fake") as v:
+        assert {o.status for o in v.write()} == {"written"}
+    crumb = root / "topics/Crumb.md"
+    before = crumb.read_bytes()
+    assert b"[[Sourdough]]" in before.split(b"lenslink:start")[1]
+    (root / "topics/Crumb.md").write_bytes(before.replace(b"long proofing", b"a cold proof"))
+    edited = crumb.read_bytes()
+    openai_server.fail_next(500, times=10)
+    run_index(root, db)
+    with Vault(root, db=db, embedder="fake") as v:
+        outcomes = {o.path: o for o in v.write()}
+    assert outcomes["topics/Crumb.md"].status == "skipped"
+    assert outcomes["topics/Crumb.md"].detail.startswith("not embedded yet under lens topic")
+    assert crumb.read_bytes() == edited  # block and all
+    assert outcomes["topics/Sourdough.md"].status in ("written", "unchanged")
+
+
 def test_a_remote_endpoint_without_its_key_is_reported_and_sends_nothing(
         tiny_vault, db, fake_embedder, openai_server):
     remote = config(openai_server).replace(f'base_url = "{openai_server.base_url}"\n', "")
@@ -249,7 +272,8 @@ def test_a_remote_endpoint_without_its_key_is_reported_and_sends_nothing(
     result = CliRunner().invoke(main, ["related", str(root), "topics/Sourdough.md", "--lens",
                                        "topic", "--explain", "--db", str(db), "--embedder", "fake"])
     assert result.stdout.splitlines() == [
-        "no related notes for topics/Sourdough.md under lens 'topic'",
+        "no related notes for topics/Sourdough.md under lens 'topic': its text is not embedded "
+        f"yet (a rewrite or the embedder failed: see lenslink status {root})",
         f"rewritten by {MODEL}: (not rewritten yet; run `lenslink index`)"]
     assert openai_server.requests == []
 

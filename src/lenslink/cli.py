@@ -195,13 +195,14 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
             results = v.related(path, lens, top)
         lens_name, rewrite = v.config.lens(lens).name, v.config.lens(lens).rewrite
         own = v.rewrites(path, lens) if explain else []
+        why = v.unranked_reason(path, lens) if not results and not as_json else None
     if as_json:
         click.echo(json.dumps({"note": path, "lens": lens_name,
                                "related": [r.to_dict() for r in results]},
                               ensure_ascii=False, indent=1))
         return
     if not results:
-        click.echo(f"no related notes for {path} under lens {lens_name!r}")
+        click.echo(f"no related notes for {path} under lens {lens_name!r}" + (f": {why}" if why else ""))
     if explain and rewrite:  # the lens embeds LLM rewrites: show this note's own
         shown = textwrap.shorten(own[0], 240, placeholder="\u2026") if own else \
             "(not rewritten yet; run `lenslink index`)"

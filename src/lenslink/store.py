@@ -543,6 +543,19 @@ class Store:
             rows = list(found.items())
         return sorted(((r[0], r[1]) for r in rows), key=lambda r: (r[1], r[0]))
 
+    def unembedded(self, embedder_id: str, lenses: list[str],
+                   paths: Iterable[str]) -> dict[str, list[str]]:
+        """{path: [lens, ...]} of these notes with a text of `lenses` that has no vector
+        yet (its rewrite still pending, or its embedding failed)."""
+        marks = ",".join("?" * len(lenses))
+        out: dict[str, list[str]] = {}
+        for path, lens in sorted(set(_select_in(
+                self.db, "SELECT c.path, c.lens FROM chunks c LEFT JOIN vectors v ON v.embedder=?"
+                f" AND v.text_hash=c.text_hash WHERE v.text_hash IS NULL AND c.lens IN ({marks})"
+                " AND c.path IN", paths, [embedder_id, *lenses]))):
+            out.setdefault(path, []).append(lens)
+        return out
+
     def texts_of(self, hashes: Iterable[str]) -> dict[str, str]:
         """{text_hash: text} of chunks with these hashes."""
         return {r[0]: r[1] for r in _select_in(

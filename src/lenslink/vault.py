@@ -343,7 +343,13 @@ class Vault:
             ranking = self.ranking()
             targets = [p for p, r in ranking.row.items() if not ranking.notes[r].opted_out]
         outcomes = []
+        waiting = self._unembedded(targets)
         for path in targets:
+            if path in waiting:  # its lists would lack those lenses: the block it has stays
+                outcomes.append(WriteOutcome(path, "skipped", (
+                    f"not embedded yet under lens {', '.join(waiting[path])} (a rewrite or "
+                    f"the embedder failed: see lenslink status {self.root}); its block stays")))
+                continue
             try:
                 path, text = self.render_block(path)
             except LenslinkError as exc:
@@ -357,6 +363,30 @@ class Vault:
                 continue
             outcomes.append(self._write_one(path, text, dry_run, force))
         return outcomes
+
+    def unranked_reason(self, path: str, lens: str | None = None) -> str | None:
+        """Why a note of the index has no related notes under a lens, when there is a
+        reason other than that no note scored (for messages)."""
+        ranking = self.ranking()
+        name = ranking.config.lens(lens).name
+        if ranking.notes[ranking.row[path]].opted_out:
+            return "it opts out (lenslink: false)"
+        if name in self._unembedded([path]).get(path, []):
+            return (f"its text is not embedded yet (a rewrite or the embedder failed: see "
+                    f"lenslink status {self.root})")
+        view = ranking.views[name]
+        i = view.position.get(ranking.row[path])
+        if i is None or not view.sources[i]:
+            return f"lens {name!r} does not apply to it"
+        return None
+
+    def _unembedded(self, paths: list[str]) -> dict[str, list[str]]:
+        """{path: [lens, ...]} of these notes whose texts under an active lens of the
+        ranking have no vector yet; none when the last sync left nothing missing."""
+        active, complete = index_mod.recorded_state(self.store, self.ranked_config)
+        if complete or not active:
+            return {}
+        return self.store.unembedded(self._indexed_embedder(), active, paths)
 
     def _note_bytes(self, path: str) -> bytes | None:
         """The note's bytes as on disk; None when it cannot be read (writing says why)."""
