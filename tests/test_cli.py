@@ -70,6 +70,23 @@ def test_index_prints_the_summary_and_warnings(sample_vault, fake_embedder):
     assert len(fake_embedder.texts) == texts
 
 
+def test_index_and_status_point_at_train_until_it_ran(sample_vault, fake_embedder):
+    hint = f"hint: the notes have links: `lenslink train {sample_vault}` learns"
+    assert hint in run("index", sample_vault, "--embedder", "fake").stderr
+    lines = [l for l in run("status", sample_vault, "--embedder", "fake").stdout.splitlines()
+             if l.startswith("lens ")]
+    assert lines[0].startswith("lens      topic: 52 sources, 52 candidates, unsupervised ranking "
+                               "(not trained yet: `lenslink train` learns it from the vault's "
+                               "links), scores: "), lines
+    assert run("train", sample_vault, "--embedder", "fake").exit_code == 0
+    assert hint not in run("index", sample_vault, "--embedder", "fake").stderr
+    lenses = [l for l in run("status", sample_vault, "--embedder", "fake").stdout.splitlines()
+              if l.startswith("lens ")]
+    assert not any("not trained yet" in l for l in lenses)
+    assert all("learned ranking, scores: probability" in l or "(too few links to learn from, or "
+               "learning did not beat it)" in l or "(no notes to rank)" in l for l in lenses), lenses
+
+
 def test_index_database_lives_outside_the_vault(sample_vault, fake_embedder):
     before = snapshot(sample_vault)
     assert run("index", sample_vault, "--embedder", "fake").exit_code == 0
@@ -377,7 +394,7 @@ def test_a_note_that_cannot_be_written_is_named_once(tiny_vault, fake_embedder):
     assert result.stderr.splitlines() == [
         "error: topics/Latin.md: not valid UTF-8, so lenslink will not rewrite it",
         "error: topics/SQLite.md: the note is read-only, so lenslink leaves it alone"]
-    assert result.stdout == "2 error, 1 written\n"
+    assert result.stdout == "2 errors, 1 written\n"
 
 
 def test_write_needs_notes_or_all(indexed):
@@ -452,7 +469,7 @@ def test_a_lens_removed_renamed_or_added_after_a_ranking_was_saved(indexed, chan
     assert [l["name"] for l in json.loads(status.stdout)["lenses"]] == lenses
     written = run("write", indexed, "--all", "--dry-run")
     assert written.exit_code == 0, written.output
-    assert written.stderr.splitlines()[-1] == "52 diff"
+    assert written.stderr.splitlines()[-1] == "52 diffs"
 
 
 def test_status_before_indexing(sample_vault):

@@ -375,7 +375,7 @@ def test_serve_verbose_logs_every_batch_and_write(vault, serve_process):
              message="the first sync logged")
     (vault / "new.md").write_text(note_text("bread", 20), encoding="utf-8")
     wait_for(lambda: "INFO new.md: block written" in daemon.stderr, message="the auto write logged")
-    assert "INFO synced new.md: 1 stored, 0 removed, 1 texts embedded" in daemon.stderr
+    assert "INFO synced new.md: 1 stored, 0 removed, 1 text embedded" in daemon.stderr
     append(vault / "new.md", "an edit about rye\n")
     wait_for(lambda: daemon.stderr.count("INFO synced new.md: 1 stored") == 2,
              message="the edit logged")

@@ -17,8 +17,13 @@ from .errors import ConfigError, LenslinkError
 from .lenses import default_config
 from .vault import PRECISION_ENV, Vault
 
+TRAIN_HINT_LINKS = 20  # `index` suggests `train` from this many links (the daemon trains from 20)
 STAGES = {"read": "Reading notes", "rewrite": "Rewriting texts", "embed": "Embedding texts",
           "label": "Labelling pairs"}
+
+
+def plural(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
 
 
 def handle_errors(func):
@@ -143,11 +148,15 @@ def index(vault, db, embedder, rebuild, verify):
             report = v.index(rebuild=rebuild, progress=bars, verify=verify)
         finally:
             bars.close()
+        untrained = v.trained_links() is None and v.link_count() >= TRAIN_HINT_LINKS
     for path, problem in report.problems:
         click.echo(f"warning: {path + ': ' if path else ''}{problem}", err=True)
     click.echo(f"{report.scanned} notes: {report.parsed} read, {report.unchanged} unchanged, "
                f"{report.deleted} removed, {report.failed} failed, {report.opted_out} opted out; "
-               f"{report.embedded} texts embedded")
+               f"{report.embedded} {plural(report.embedded, 'text')} embedded")
+    if untrained:
+        click.echo(f"hint: the notes have links: `lenslink train {vault}` learns each lens's "
+                   "ranking from them (a running `lenslink serve` does it by itself)", err=True)
 
 
 @main.command()
@@ -271,7 +280,8 @@ def write(vault, db, embedder, notes, all_notes, dry_run, force, remove):
             click.echo(o.detail, nl=False)
         elif o.status in ("error", "skipped", "edited"):
             click.echo(f"{o.status}: {o.path}: {o.detail}", err=True)
-    click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or nothing, err=dry_run)
+    click.echo(", ".join(f"{n} {plural(n, s) if s in ('diff', 'error') else s}"
+                         for s, n in sorted(counts.items())) or nothing, err=dry_run)
     if counts.get("error"):
         sys.exit(1)
 
@@ -327,11 +337,20 @@ def status(vault, db, embedder, as_json):
     for lens in info["lenses"]:
         click.echo(f"lens      {lens['name']}: {lens['sources']} sources, "
                    f"{lens['candidates']} candidates, {lens['ranking']} ranking"
-                   + ("" if lens["ranking"] == "learned" else " (learned once the lens has enough links: `lenslink train`)")
-                   + f", scores: {lens['scores']}")
+                   + _why_unsupervised(lens, info["trained_links"]) + f", scores: {lens['scores']}")
     for path, problems in info["problems"].items():
         for p in problems:
             click.echo(f"problem   {path}: {p}")
+
+
+def _why_unsupervised(lens: dict, trained_links: int | None) -> str:
+    if lens["ranking"] == "learned":
+        return ""
+    if not (lens["sources"] and lens["candidates"]):
+        return " (no notes to rank)"
+    if trained_links is None:
+        return " (not trained yet: `lenslink train` learns it from the vault's links)"
+    return " (too few links to learn from, or learning did not beat it)"
 
 
 @main.command()

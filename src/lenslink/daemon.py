@@ -371,11 +371,11 @@ class Service:
             self._retry_delay = RETRY_MIN
             self.state.phase = "ready"
             whole = changed is None  # else the notes synced are named already
-            log.info("synced %s: %d stored%s, %d removed%s, %d texts embedded (%.2f s)",
+            log.info("synced %s: %d stored%s, %d removed%s, %d text%s embedded (%.2f s)",
                      "the vault" if whole else _names(changed), len(report.changed),
                      _listed(report.changed) if whole else "", len(report.removed),
                      _listed(report.removed) if whole else "", report.embedded,
-                     time.monotonic() - started)
+                     "" if report.embedded == 1 else "s", time.monotonic() - started)
             for path, problem in report.problems:
                 log.warning("%s%s", f"{path}: " if path else "", problem)
             if self.write_policy == "auto":

@@ -296,6 +296,11 @@ class Vault:
     def link_count(self) -> int:
         return self.store.link_count()
 
+    def trained_links(self, store: Store | None = None) -> int | None:
+        """The links there were at the last training; None if never trained."""
+        trained = (store or self.store).get_meta("trained_links")
+        return int(trained) if trained else None
+
     # -- write-back ---------------------------------------------------------------
     @property
     def writes_here(self) -> bool:
@@ -491,7 +496,7 @@ class Vault:
         indexed_at = store.get_meta("indexed_at")
         out = {"vault": str(self.root), "database": str(self.db_path), "config": self.config.source,
                "notes": count, "opted_out": opted_out,
-               "links": store.link_count(),
+               "links": store.link_count(), "trained_links": self.trained_links(store),
                "texts": chunks, "embedded_texts": embedded, "embedder": embedder_id,
                "indexed_at": float(indexed_at) if indexed_at else None,
                "machine": paths.machine_name(), "writer": self.config.writer,
