@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from lenslink import client
 from lenslink.block import END, START, render_block
 from lenslink.cli import main
 from lenslink.config import default_db_path
@@ -326,6 +327,10 @@ def test_a_lens_added_after_the_index_is_reported_until_the_next_index(indexed):
         result = run(args[0], indexed, *args[1:])
         assert result.exit_code == 0, result.output
         assert warning in result.stderr
+    with pytest.MonkeyPatch.context() as mp:  # as if a daemon served the vault
+        mp.setattr(client, "find", lambda db: ("127.0.0.1", 9, "instance"))
+        assert "; the lenslink daemon serving this vault is bringing it up to date\n" in \
+            run("status", indexed).stderr
     assert run("index", indexed, "--embedder", "fake").exit_code == 0
     result = run("related", indexed, DAILY, "--lens", "titles")
     assert "warning" not in result.stderr and result.stdout.strip()

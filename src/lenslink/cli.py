@@ -63,9 +63,10 @@ def warn_if_config_changed(v: Vault) -> None:
     """Say so when .lenslink.toml changed its lenses since the last index (a new lens
     has no texts yet: it would look empty)."""
     if index_mod.config_outdated(v.store, v.config):
+        fix = ("the lenslink daemon serving this vault is bringing it up to date"
+               if client.find(v.db_path) is not None else f"run `lenslink index {v.root}`")
         click.echo("warning: the index was built with other lenses or exclude globs than "
-                   ".lenslink.toml's now (or by another lenslink version); run "
-                   f"`lenslink index {v.root}`", err=True)
+                   f".lenslink.toml's now (or by another lenslink version); {fix}", err=True)
 
 
 def score_text(score: float, kind: str) -> str:
