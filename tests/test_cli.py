@@ -157,6 +157,20 @@ def test_related_says_why_a_note_has_none(indexed):
                            "'daily' does not apply to it\n"
 
 
+def test_an_excluded_note_is_named_as_such(indexed):
+    template = next(p for p in sorted((indexed / "templates").glob("*.md")))
+    rel = template.relative_to(indexed).as_posix()
+    for args in (["related", indexed, rel], ["write", indexed, rel]):
+        assert_one_line_error(run(*args), f"no note {rel!r} in the index; lenslink skips it: it "
+                                          "matches `exclude` in .lenslink.toml, or is hidden or "
+                                          "under a symlinked folder")
+    assert_one_line_error(run("related", indexed, "../outside.md"),
+                          "check the name or run `lenslink index`")
+    assert_one_line_error(run("related", indexed, "topics/Never written.md"),
+                          "no note 'topics/Never written.md' in the index; check the name or run "
+                          "`lenslink index`")
+
+
 def test_an_ambiguous_title_is_an_error_listing_the_notes(tiny_vault, fake_embedder):
     vault = tiny_vault({"topics/Python.md": "# Python\nThe language.\n",
                         "other/Python.md": "# Python\nThe snake.\n",
