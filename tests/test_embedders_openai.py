@@ -75,7 +75,7 @@ def test_missing_key_for_the_real_endpoint_names_the_variable(monkeypatch):
 
 
 def test_model_option_is_required():
-    with pytest.raises(EmbedderError, match="needs a model option"):
+    with pytest.raises(EmbedderError, match=r"needs a model: in .lenslink.toml, under \[embedder_options\]"):
         embedders.get_embedder("openai")
 
 

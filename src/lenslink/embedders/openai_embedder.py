@@ -51,7 +51,8 @@ class OpenAIEmbedder:
     ):
         if not model:
             raise EmbedderError(
-                'the openai embedder needs a model option, e.g. model = "text-embedding-3-small"'
+                'the openai embedder needs a model: in .lenslink.toml, under [embedder_options], '
+                'e.g. model = "text-embedding-3-small"'
             )
         if dimensions is not None and dimensions < 1:
             raise EmbedderError(f"openai dimensions must be at least 1, got {dimensions}")
