@@ -66,8 +66,11 @@ def test_plot_unknown_lens_and_unwritable_format(indexed, tmp_path):
     pytest.importorskip("matplotlib")
     assert_one_line_error(run("plot", indexed, "--lens", "weather", "--out", tmp_path / "a.png"),
                           "unknown lens 'weather'")
-    assert_one_line_error(run("plot", indexed, "--lens", "size", "--out", tmp_path / "a.xyz"),
-                          "cannot write a.xyz")
+    for name in ("a.xyz", "map.txt"):  # refused before any work
+        result = run("plot", indexed, "--lens", "size", "--out", tmp_path / name)
+        assert_one_line_error(result, f"cannot write {tmp_path / name}: give a file name ending "
+                                      "in one of .")
+        assert ".png, " in result.stderr and ".svg, " in result.stderr
     assert not (tmp_path / "a.png").exists()
 
 

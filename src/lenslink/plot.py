@@ -47,11 +47,16 @@ def require_matplotlib():
 
 
 def check_out(out) -> Path:
-    """The image path, refused when its folder does not exist (checked before the index
-    is loaded; no folder is created)."""
+    """The image path, refused when its folder does not exist or matplotlib cannot write
+    its kind of file (checked before the index is loaded; no folder is created)."""
     out = Path(out)
     if not out.parent.is_dir():
         raise ConfigError(f"cannot write {out}: the folder {out.parent} does not exist")
+    _, canvas = require_matplotlib()
+    kinds = canvas.get_supported_filetypes()
+    if out.suffix.lower().lstrip(".") not in kinds:
+        raise ConfigError(f"cannot write {out}: give a file name ending in one of "
+                          + ", ".join(f".{k}" for k in sorted(kinds)))
     return out
 
 
