@@ -562,7 +562,10 @@ def test_not_indexed_yet_is_one_line(sample_vault, args):
 def test_an_indexed_empty_vault_has_no_notes_rather_than_no_index(tmp_path, fake_embedder):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run("index", empty, "--embedder", "fake").stdout.startswith("0 notes: ")
+    indexed = run("index", empty, "--embedder", "fake")
+    assert indexed.stdout.startswith("0 notes: ")
+    assert indexed.stderr == f"warning: no Markdown notes (*.md) in {empty}, outside hidden " \
+                             "folders and `exclude`\n"
     none = f"{empty.resolve()} has no Markdown notes to index"
     for args, out in ((["related", "--all"], f"no notes: {none}\n"),
                       (["related", "--all", "--json"], "{}\n"),

@@ -152,6 +152,9 @@ def index(vault, db, embedder, rebuild, verify):
         untrained = v.trained_links() is None and v.link_count() >= TRAIN_HINT_LINKS
     for path, problem in report.problems:
         click.echo(f"warning: {path + ': ' if path else ''}{problem}", err=True)
+    if not report.scanned:
+        click.echo(f"warning: no Markdown notes (*.md) in {vault}, outside hidden folders and "
+                   "`exclude`", err=True)
     click.echo(f"{report.scanned} notes: {report.parsed} read, {report.unchanged} unchanged, "
                f"{report.deleted} removed, {report.failed} failed, {report.opted_out} opted out; "
                f"{report.embedded} {plural(report.embedded, 'text')} embedded")
