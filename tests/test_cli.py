@@ -84,8 +84,9 @@ def test_index_and_status_point_at_train_until_it_ran(sample_vault, fake_embedde
     lenses = [l for l in run("status", sample_vault, "--embedder", "fake").stdout.splitlines()
               if l.startswith("lens ")]
     assert not any("not trained yet" in l for l in lenses)
-    assert all("learned ranking, scores: probability" in l or "(too few links to learn from, or "
-               "learning did not beat it)" in l or "(no notes to rank)" in l for l in lenses), lenses
+    assert all("learned ranking, scores: probability" in l or "(not learned: too few links, or "
+               "it did not beat this one; `lenslink train` says which)" in l
+               or "(no notes to rank)" in l for l in lenses), lenses
 
 
 def test_index_database_lives_outside_the_vault(sample_vault, fake_embedder):
@@ -157,15 +158,21 @@ def test_related_says_why_a_note_has_none(indexed):
                            "'daily' does not apply to it\n"
 
 
-def test_an_excluded_note_is_named_as_such(indexed):
+def test_an_excluded_note_is_named_as_such(indexed, tmp_path):
     template = next(p for p in sorted((indexed / "templates").glob("*.md")))
     rel = template.relative_to(indexed).as_posix()
     for args in (["related", indexed, rel], ["write", indexed, rel]):
         assert_one_line_error(run(*args), f"no note {rel!r} in the index; lenslink skips it: it "
-                                          "matches `exclude` in .lenslink.toml, or is hidden or "
-                                          "under a symlinked folder")
-    assert_one_line_error(run("related", indexed, "../outside.md"),
-                          "check the name or run `lenslink index`")
+                                          "matches `exclude` in .lenslink.toml, or is hidden")
+    # by the name alone: what is on disk (outside the vault, behind a link) is never told
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "diary.md").write_text("private\n", encoding="utf-8")
+    (indexed / "ext").symlink_to(outside)
+    for name in ("../outside/diary.md", "ext/diary.md", "ext/nothing.md"):
+        result = run("related", indexed, name)
+        assert_one_line_error(result, "check the name or run `lenslink index`")
+        assert "skips" not in result.stderr
     assert_one_line_error(run("related", indexed, "topics/Never written.md"),
                           "no note 'topics/Never written.md' in the index; check the name or run "
                           "`lenslink index`")

@@ -235,14 +235,16 @@ def test_changing_one_lens_prefix_reembeds_only_that_lens(tiny_vault, db, fake_e
     assert report.embedded == 5
     assert not any(h for (h,) in query(db, "SELECT text FROM chunks WHERE text LIKE 'One: %'"))
     old = {text_sha(f"One: n{i}\nnote number {i} about subject {i * 7}") for i in range(5)}
-    # the old prefix's vectors are kept a while, marked unused: going back embeds nothing
+    # the old prefix's vectors are kept a while, retired by their notes: going back
+    # embeds nothing
     assert stored_hashes(db) == chunk_hashes(db) | old
-    assert {h for (h,) in query(db, "SELECT text_hash FROM vectors WHERE unused_since IS NOT NULL")} == old
+    assert {h for (h,) in query(db, "SELECT text_hash FROM retired")} == old
     fake_embedder.reset_counts()
     (root / ".lenslink.toml").write_text(TWO_LENSES.format(one="One: ", top_k=5))
     assert run_index(root, db).embedded == 0 and fake_embedder.texts == []
-    assert query(db, "SELECT count(*) FROM vectors WHERE unused_since IS NOT NULL") == [(5,)]
     assert old <= chunk_hashes(db)
+    uno = {text_sha(f"Uno: n{i}\nnote number {i} about subject {i * 7}") for i in range(5)}
+    assert {h for (h,) in query(db, "SELECT text_hash FROM retired")} == uno
 
 
 def test_unused_vectors_go_after_a_week_and_never_outnumber_those_in_use(tiny_vault, db,
@@ -260,11 +262,48 @@ def test_unused_vectors_go_after_a_week_and_never_outnumber_those_in_use(tiny_va
     assert stored_hashes(db) - chunk_hashes(db) == kept
     conn = sqlite3.connect(str(db))
     with conn:  # found unused 8 days ago
-        conn.execute("UPDATE vectors SET unused_since = ? WHERE unused_since IS NOT NULL",
-                     [time.time() - 8 * 86400])
+        conn.execute("UPDATE retired SET at = ?", [time.time() - 8 * 86400])
     conn.close()
     (root / "n9.md").write_text("one more note\n")
     run_index(root, db)
+    assert stored_hashes(db) == chunk_hashes(db)
+
+
+@pytest.mark.parametrize("how", ["delete", "edit", "opt out", "exclude"])
+def test_vectors_kept_for_a_config_go_with_the_notes_words(tiny_vault, db, fake_embedder, how):
+    """A note's texts retired by a config change are its words too: when it is deleted,
+    edited, opts out or is excluded, they go at once like its current ones."""
+    root = tiny_vault({"a.md": "my secret plan\n", "b.md": "groceries\n"}, config=BODY_ONLY)
+    run_index(root, db)
+    (root / ".lenslink.toml").write_text('[lenses.body]\ntemplate = "Body: {body}"\n')
+    run_index(root, db)
+    assert text_sha("my secret plan") in stored_hashes(db)  # kept a while
+    if how == "delete":
+        (root / "a.md").unlink()
+    elif how == "edit":
+        (root / "a.md").write_text("nothing to see\n")
+    elif how == "opt out":
+        (root / "a.md").write_text("---\nlenslink: false\n---\nmy secret plan\n")
+    else:
+        (root / ".lenslink.toml").write_text('exclude = ["a.md"]\n[lenses.body]\n'
+                                               'template = "Body: {body}"\n')
+    run_index(root, db)
+    assert not {text_sha("my secret plan"), text_sha("Body: my secret plan")} & stored_hashes(db)
+    assert query(db, "SELECT count(*) FROM retired WHERE path='a.md'") == [(0,)]
+
+
+def test_words_edited_out_before_a_failed_sync_go_with_the_next_one(tiny_vault, db, fake_embedder):
+    from lenslink.errors import EmbedderError
+    root = tiny_vault({"a.md": "my secret plan\n", "b.md": "groceries\n"}, config=BODY_ONLY)
+    run_index(root, db)
+    (root / "a.md").write_text("nothing to see\n")
+    fake_embedder.fail_on_call = fake_embedder.calls + 1  # the edit is stored, not embedded
+    fake_embedder.fail_with = lambda: EmbedderError("endpoint down")
+    with pytest.raises(EmbedderError):
+        run_index(root, db)
+    fake_embedder.fail_on_call = None
+    run_index(root, db)  # finds nothing changed, but the last sync did not finish
+    assert text_sha("my secret plan") not in stored_hashes(db)
     assert stored_hashes(db) == chunk_hashes(db)
 
 
@@ -509,8 +548,7 @@ def test_notes_stored_with_broken_frontmatter_are_read_again_once(tiny_vault, db
     assert query(db, "SELECT path, opted_out FROM notes ORDER BY path") == [("a.md", 1), ("b.md", 0)]
     with sqlite3.connect(str(db)) as conn:  # as an older lenslink stored it
         conn.execute("UPDATE notes SET opted_out=0 WHERE path='a.md'")
-        conn.execute("DROP INDEX vectors_unused")  # undo migration 13 too
-        conn.execute("ALTER TABLE vectors DROP COLUMN unused_since")
+        conn.execute("DROP TABLE retired")  # undo migration 13 too
         conn.execute("PRAGMA user_version=11")
     report = run_index(root, db)
     assert report.changed == ["a.md"] and report.unchanged == 1

@@ -354,7 +354,7 @@ def _why_unsupervised(lens: dict, trained_links: int | None) -> str:
         return " (no notes to rank)"
     if trained_links is None:
         return " (not trained yet: `lenslink train` learns it from the vault's links)"
-    return " (too few links to learn from, or learning did not beat it)"
+    return " (not learned: too few links, or it did not beat this one; `lenslink train` says which)"
 
 
 @main.command()

@@ -49,7 +49,7 @@ class SyncReport:
     embedded: int = 0
     rewritten: int = 0  # texts the chat model rewrote (cache hits not counted)
     failed: int = 0
-    opted_out: int = 0  # notes in the index that opt out, after this sync (read now or not)
+    opted_out: int = 0  # notes in the index that opt out after a full sync (else 0)
     problems: list[tuple[str, str]] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)   # notes stored anew (new or edited)
     removed: list[str] = field(default_factory=list)   # notes gone from the vault
@@ -126,11 +126,16 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     store.clear_failures(keep=found, among=paths)  # a failed note that is gone has no problem any more
     known = report.known = store.note_states(paths)
     gone = set(known) - set(found)
-    old_hashes = store.chunk_hashes(gone) if gone else set()  # vectors that may be unused now
+    # vectors that may be unused now: the texts of notes gone (also those they retired)
+    old_hashes = store.chunk_hashes(gone) | store.take_retired(gone) if gone else set()
     # What a finished sync vouches for, cleared until this one finishes: a sync that is
     # interrupted after storing notes leaves the next one to relink, recount the active
     # lenses and look for every missing vector.
     flags = {k: store.get_meta(k) for k in ("links_signature", "active_lenses", "embedded_all")}
+    # the last sync stopped before its end (e.g. the embedder failed): what it made
+    # unused was not pruned
+    interrupted = store.get_meta("sync_finished") == ""
+    store.set_meta("sync_finished", "")
     for key, value in flags.items():
         if value:
             store.set_meta(key, "")
@@ -194,15 +199,19 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     if not store.pending_rewrite_paths(active):
         store.set_meta("embedded_all", complete)
     store.prune_vectors(old_hashes)  # texts of notes edited, deleted or opted out
-    if paths is None and (report.changed or gone or rebuild):
-        # everything else no chunk uses (a lens changed; what a crash left): kept a few
-        # days, so that a config changed back needs no embedding; a rebuild drops it all
+    if paths is None and (report.changed or gone or rebuild or interrupted):
+        # everything else no chunk uses (what an interrupted sync left) goes too, but the
+        # texts notes retired for a new config are kept a few days, so that a config
+        # changed back needs no embedding; a rebuild drops those too
         store.prune_vectors(keep_days=0 if rebuild else UNUSED_VECTOR_DAYS)
     store.prune_rewrites()
     store.set_meta("embedder", embedder.id)
     if paths is None:  # every note was matched against `exclude`
         store.set_meta("synced_exclude", _exclude_mark(config))
-    report.opted_out = store.opted_out_count()
+    if paths is None:  # (a scan of every note: not for the daemon's syncs of a few)
+        report.opted_out = store.opted_out_count()
+    # (a sync of some notes does not prune for an interrupted one: the next full one does)
+    store.set_meta("sync_finished", "" if interrupted and paths is not None else "1")
     return report
 
 
@@ -307,10 +316,13 @@ def _sync_note(root: Path, rel: str, known, signature: str, config: VaultConfig,
     if not force:
         report.parsed += 1
         report.problems += [(rel, p) for p in note.problems]
-    if known and known[0] != note.content_hash:
-        # the texts of a note whose words changed (or that opts out now) go at once; those
-        # of a note re-read for a new config are kept a while (`UNUSED_VECTOR_DAYS`)
-        old_hashes |= store.chunk_hashes([rel])
+    if known:
+        old = store.chunk_hashes([rel])
+        if known[0] != note.content_hash or note.opted_out:
+            # its words changed, or it opts out: its texts go at once, retired ones too
+            old_hashes |= old | store.take_retired([rel])
+        else:  # re-read for a new config (or boilerplate): kept a while
+            store.retire(rel, old - {c[2] for c in chunks})
     store.put_note(row, lex, query, chunks, blob, lens_masks(config, note_meta(note), note.opted_out))
     return True
 

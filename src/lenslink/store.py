@@ -128,11 +128,13 @@ MIGRATIONS = [
     """
     UPDATE notes SET signature='' WHERE problems LIKE '%frontmatter%';
     """,
-    # 13: when a vector was first found unused (NULL: in use), kept a while after a config
-    # change (`prune_vectors(keep_days=...)`)
+    # 13: texts a note stopped using when the config (not its words) changed, and since
+    # when: their vectors are kept a while (`prune_vectors(keep_days=...)`), and dropped
+    # at once with the note's other texts when it is edited, deleted or opts out
     """
-    ALTER TABLE vectors ADD COLUMN unused_since REAL;
-    CREATE INDEX IF NOT EXISTS vectors_unused ON vectors (unused_since) WHERE unused_since IS NOT NULL;
+    CREATE TABLE retired (path TEXT NOT NULL, text_hash TEXT NOT NULL, at REAL NOT NULL,
+                          PRIMARY KEY (path, text_hash));
+    CREATE INDEX retired_hash ON retired (text_hash);
     """,
 ]
 MASK_LENSES = 62  # lens bit masks fit SQLite's signed 64-bit integers up to this many
@@ -660,9 +662,9 @@ class Store:
 
     def prune_vectors(self, hashes: Iterable[str] | None = None, keep_days: float = 0) -> int:
         """Drop vectors no chunk refers to any more: those among `hashes` (the texts of
-        notes just changed or deleted), or all of them. Of all: with `keep_days`, one
-        found unused is kept that long from when it was first found so (a config changed
-        back uses it again), and at most as many are kept as are in use (oldest go first)."""
+        notes just changed or deleted), or all of them. Of all: with `keep_days`, those
+        of texts a note retired (`retire`) are kept that long from then, at most as many
+        as there are texts in use (the oldest go first); without, every retired text goes."""
         with self._write():
             if hashes is None:
                 return self._prune_unused(keep_days)
@@ -677,22 +679,37 @@ class Store:
 
     def _prune_unused(self, keep_days: float) -> int:
         if keep_days <= 0:
-            return self.db.execute(
-                "DELETE FROM vectors WHERE text_hash NOT IN (SELECT text_hash FROM chunks)").rowcount
+            self.db.execute("DELETE FROM retired")
+        else:  # texts in use again are not retired; old ones go
+            self.db.execute("DELETE FROM retired WHERE at < ? OR text_hash IN"
+                            " (SELECT text_hash FROM chunks)", [time.time() - keep_days * 86400])
+            in_use = self.db.execute("SELECT count(DISTINCT text_hash) FROM chunks").fetchone()[0]
+            kept = self.db.execute("SELECT count(*) FROM retired").fetchone()[0]
+            if kept > in_use:
+                self.db.execute("DELETE FROM retired WHERE rowid IN (SELECT rowid FROM retired"
+                                " ORDER BY at LIMIT ?)", [kept - in_use])
+        return self.db.execute(
+            "DELETE FROM vectors WHERE text_hash NOT IN (SELECT text_hash FROM chunks)"
+            " AND text_hash NOT IN (SELECT text_hash FROM retired)").rowcount
+
+    def retire(self, path: str, hashes: Iterable[str]) -> None:
+        """Note that `path` no longer uses these texts because the config changed: their
+        vectors are kept a while (`prune_vectors(keep_days=...)`)."""
         now = time.time()
-        self.db.execute("UPDATE vectors SET unused_since = NULL WHERE unused_since IS NOT NULL"
-                        " AND text_hash IN (SELECT text_hash FROM chunks)")
-        self.db.execute("UPDATE vectors SET unused_since = ? WHERE unused_since IS NULL"
-                        " AND text_hash NOT IN (SELECT text_hash FROM chunks)", [now])
-        dropped = self.db.execute("DELETE FROM vectors WHERE unused_since < ?",
-                                  [now - keep_days * 86400]).rowcount
-        unused = self.db.execute("SELECT count(*) FROM vectors WHERE unused_since IS NOT NULL").fetchone()[0]
-        excess = unused - (self.vector_count() - unused)
-        if excess > 0:
-            dropped += self.db.execute(
-                "DELETE FROM vectors WHERE rowid IN (SELECT rowid FROM vectors WHERE unused_since"
-                " IS NOT NULL ORDER BY unused_since LIMIT ?)", [excess]).rowcount
-        return dropped
+        with self._write():
+            self.db.conn.executemany("INSERT OR IGNORE INTO retired (path, text_hash, at)"
+                                     " VALUES (?,?,?)", [(path, h, now) for h in hashes if h != PENDING])
+
+    def take_retired(self, paths: Iterable[str]) -> set[str]:
+        """The texts these notes retired, forgotten now (the notes' words changed, they
+        were deleted or opt out: their vectors go with their other texts)."""
+        paths = list(paths)
+        with self._write():
+            found = {r[0] for r in _select_in(self.db, "SELECT text_hash FROM retired WHERE path IN", paths)}
+            for start in range(0, len(paths), 500):
+                part = paths[start:start + 500]
+                self.db.execute(f"DELETE FROM retired WHERE path IN ({','.join('?' * len(part))})", part)
+        return found
 
     def _embedders(self) -> list[str]:
         """The embedders with stored vectors, each found by the primary key (DISTINCT

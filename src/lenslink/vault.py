@@ -237,20 +237,12 @@ class Vault:
         return found[0]
 
     def _not_indexed_because(self, note: str) -> str:
-        """Why a path is not in the index, for messages: a Markdown file there that a sync
-        would skip is excluded or hidden; anything else may be new or misnamed."""
+        """Why a path is not in the index, for messages: by its name alone (hidden, or
+        matching `exclude`), never by looking at files (nothing is told about them)."""
         rel = note if note.lower().endswith(".md") else note + ".md"
-        generic = "check the name or run `lenslink index`"
-        if any(part in ("", ".", "..") for part in rel.split("/")):
-            return generic  # nothing is said about files outside the vault
-        try:
-            on_disk = (self.root / rel).is_file()
-        except OSError:
-            on_disk = False
-        if on_disk and not notes_mod.scan_paths(self.root, [rel], self.config.exclude).paths:
-            return ("lenslink skips it: it matches `exclude` in .lenslink.toml, or is hidden "
-                    "or under a symlinked folder")
-        return generic
+        if ".." not in rel.split("/") and not notes_mod.is_note_path(rel, self.config.exclude):
+            return "lenslink skips it: it matches `exclude` in .lenslink.toml, or is hidden"
+        return "check the name or run `lenslink index`"
 
     def related(self, note: str, lens: str | None = None, top: int | None = None) -> list[Related]:
         return self.ranking().related(self.resolve_note(note), lens, top)
