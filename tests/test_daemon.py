@@ -146,6 +146,34 @@ def test_an_edit_stored_by_a_sync_that_failed_later_still_gets_its_auto_write(
         [daemon.service.vault.ranking().row["bread-0.md"]])[0]
 
 
+def test_an_auto_write_waiting_for_a_rewrite_is_done_once_it_is_embedded(
+        vault, fake_embedder, start_daemon, openai_server, keyless_chat):
+    """The edited note's rewrite fails: its block stays as it was (no empty lists); once
+    a later sync has rewritten and embedded it, it is written."""
+    (vault / ".lenslink.toml").write_text(
+        f'[lenses.topic]\n[lenses.topic.rewrite]\nmodel = "gpt-4o-mini"\n'
+        f'base_url = "{openai_server.base_url}"\nmax_retries = 0\n', encoding="utf-8")
+    with Vault(vault, embedder="fake") as v:
+        v.index()
+        v.write(["bread-0.md"])
+    daemon = start_daemon(vault, write_policy="auto", quiet=0.2)
+    writes = record_writes(daemon)
+    def block_of(name: str) -> str:
+        return (vault / name).read_text(encoding="utf-8").split(START)[1].split(END)[0]
+    block = block_of("bread-0.md")
+    openai_server.fail_next(500)  # the one request of the next sync (no retries)
+    append(vault / "bread-0.md", "more about rye\n")
+    wait_for(lambda: writes, message="the auto write attempt")
+    assert writes == [("bread-0.md", ["skipped"])]
+    assert block_of("bread-0.md") == block
+    assert daemon.state.waiting_writes == {"bread-0.md"}
+    append(vault / "garden-1.md", "and tomatoes\n")  # a sync that rewrites what waits
+    wait_for(lambda: len(writes) == 3, message="the writes after the rewrite")
+    assert sorted(writes[1:]) == [("bread-0.md", ["written"]), ("garden-1.md", ["written"])]
+    assert daemon.state.waiting_writes == set()
+    assert "more about rye" in remove_block((vault / "bread-0.md").read_text(encoding="utf-8"))
+
+
 def test_auto_does_not_write_while_edits_keep_coming(vault, fake_embedder, start_daemon):
     daemon = start_daemon(indexed_vault(vault), write_policy="auto", quiet=0.3, debounce=0.1)
     writes = record_writes(daemon)

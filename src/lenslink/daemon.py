@@ -26,7 +26,7 @@ from .errors import ConfigError, LenslinkError, NotFound, NotReady, UnsafePathEr
 from .lenses import CONFIG_NAME, load_config
 from .notes import is_note_path
 from .store import Store
-from .vault import Vault
+from .vault import NOT_EMBEDDED, Vault
 from .watcher import RESCAN, ChangeQueue, start_observer
 
 log = logging.getLogger("lenslink.daemon")
@@ -133,6 +133,8 @@ class DaemonState:
     batches: int = 0
     written: int = 0
     pending_writes: dict[str, float] = field(default_factory=dict)
+    # auto writes skipped while a note's texts had no vector: written once they have
+    waiting_writes: set[str] = field(default_factory=set)
     training: bool = False            # the rankers are being retrained in the background
     last_training: dict | None = None  # {"at", "seconds", "reports"} or {"at", "error"}
     config_error: str | None = None   # .lenslink.toml was changed into something invalid
@@ -379,7 +381,10 @@ class Service:
             for path, problem in report.problems:
                 log.warning("%s%s", f"{path}: " if path else "", problem)
             if self.write_policy == "auto":
-                self._schedule_writes((edited & before.keys() if reload else edited) - gone, gone)
+                ready = self.state.waiting_writes & set(report.embedded_paths)
+                self.state.waiting_writes -= ready | gone
+                self._schedule_writes(((edited & before.keys() if reload else edited) | ready) - gone,
+                                      gone)
         except Cancelled:
             log.info("stopping: abandoned the current batch (what was stored is kept)")
         except LenslinkError as exc:
@@ -500,6 +505,8 @@ class Service:
                 for outcome in outcomes:
                     if outcome["status"] in ("error", "edited"):
                         log.warning("%s: %s", path, outcome["detail"])
+                    elif outcome["status"] == "skipped" and outcome["detail"].startswith(NOT_EMBEDDED):
+                        self.state.waiting_writes.add(path)  # written when it is embedded
 
     # -- what the API calls -------------------------------------------------------
     def status(self) -> dict:

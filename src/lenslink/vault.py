@@ -36,6 +36,7 @@ log = logging.getLogger("lenslink.vault")
 # at most a fifth of its notes, and 10 at least
 PATCH_MIN, PATCH_SHARE, PATCH_SMALL_SHARE, PATCH_FLOOR = 200, 0.05, 0.2, 10
 PRECISION_ENV = "LENSLINK_PRECISION"  # minilm weights: int8 (default) or fp32
+NOT_EMBEDDED = "not embedded yet under lens"  # a skipped write's detail starts so
 
 
 def patch_limit(notes: int) -> float:
@@ -360,7 +361,7 @@ class Vault:
         for path in targets:
             if path in waiting:  # its lists would lack those lenses: the block it has stays
                 outcomes.append(WriteOutcome(path, "skipped", (
-                    f"not embedded yet under lens {', '.join(waiting[path])} (a rewrite or "
+                    f"{NOT_EMBEDDED} {', '.join(waiting[path])} (a rewrite or "
                     f"the embedder failed: see lenslink status {self.root}); its block stays")))
                 continue
             try:
@@ -379,18 +380,19 @@ class Vault:
 
     def unranked_reason(self, path: str, lens: str | None = None) -> str | None:
         """Why a note of the index has no related notes under a lens, when there is a
-        reason other than that no note scored (for messages)."""
-        ranking = self.ranking()
-        name = ranking.config.lens(lens).name
-        if ranking.notes[ranking.row[path]].opted_out:
+        reason other than that no note scored (for messages; from the store: no ranking
+        is loaded for it)."""
+        row = self.store.note(path)
+        chosen = self.ranked_config.lens(lens)
+        if row is None:
+            return None
+        if row.opted_out:
             return "it opts out (lenslink: false)"
-        if name in self._unembedded([path]).get(path, []):
+        if chosen.name in self._unembedded([path]).get(path, []):
             return (f"its text is not embedded yet (a rewrite or the embedder failed: see "
                     f"lenslink status {self.root})")
-        view = ranking.views[name]
-        i = view.position.get(ranking.row[path])
-        if i is None or not view.sources[i]:
-            return f"lens {name!r} does not apply to it"
+        if not chosen.source.matches(index_mod.note_meta(row)):
+            return f"lens {chosen.name!r} does not apply to it"
         return None
 
     def _unembedded(self, paths: list[str]) -> dict[str, list[str]]:
