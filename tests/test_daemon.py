@@ -167,6 +167,9 @@ def test_an_auto_write_waiting_for_a_rewrite_is_done_once_it_is_embedded(
     assert writes == [("bread-0.md", ["skipped"])]
     assert block_of("bread-0.md") == block
     assert daemon.state.waiting_writes == {"bread-0.md"}
+    refused = daemon.api.get("/v1/block?path=bread-0.md")  # what the plugin would splice in
+    assert refused.status == 409 and refused.error["code"] == "NotEmbedded"
+    assert refused.error["message"].startswith("bread-0.md: not embedded yet under lens topic")
     append(vault / "garden-1.md", "and tomatoes\n")  # a sync that rewrites what waits
     wait_for(lambda: len(writes) == 3, message="the writes after the rewrite")
     assert sorted(writes[1:]) == [("bread-0.md", ["written"]), ("garden-1.md", ["written"])]

@@ -231,6 +231,8 @@ export class Actions {
 				} catch (error) {
 					if (error instanceof BlockError) {
 						plan.skipped.push({ path: file.path, reason: "damaged block" });
+					} else if (isDaemonError(error, "refused") && error.code === "NotEmbedded") {
+						plan.skipped.push({ path: file.path, reason: "not embedded yet" });
 					} else if (isDaemonError(error, "not-found") || isDaemonError(error, "refused")) {
 						plan.skipped.push({ path: file.path, reason: "not in the index" });
 					} else {

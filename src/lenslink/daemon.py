@@ -549,7 +549,8 @@ class Service:
         self._require_index()
         self._used()
         path, opted_out, groups = self.vault.block_groups(path)
-        path, text = self.vault.render_block(path)
+        with self.read_lock:  # (the check for vectors reads the store)
+            path, text = self.vault.render_block(path, store=self.reader)
         return {"path": path, "block": text, "opted_out": opted_out,
                 "heading": self.vault.ranked_config.heading,
                 "groups": [{"lens": lens, "paths": paths} for lens, paths in groups if paths],

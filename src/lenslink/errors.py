@@ -57,5 +57,9 @@ class NotFound(LenslinkError):
     """A note or lens asked for does not exist."""
 
 
+class NotEmbedded(LenslinkError):
+    """A note's text under a lens has no vector yet: its block would lack that lens."""
+
+
 class NotReady(LenslinkError):
     """The daemon has no index to answer from yet (first sync still running)."""

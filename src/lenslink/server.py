@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from . import __version__
-from .errors import (BlockError, ConfigError, LenslinkError, NotFound, NotReady,
+from .errors import (BlockError, ConfigError, LenslinkError, NotEmbedded, NotFound, NotReady,
                      UnsafePathError, WriteConflict)
 from .writeback import safe_note_path
 
@@ -26,7 +26,7 @@ OBSIDIAN_ORIGIN = "app://obsidian.md"
 MAX_BODY = 64 * 1024
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 STATUS_OF = [(NotReady, 503), (NotFound, 404), (UnsafePathError, 400), (ConfigError, 400),
-             (WriteConflict, 409), (BlockError, 409), (LenslinkError, 500)]
+             (WriteConflict, 409), (BlockError, 409), (NotEmbedded, 409), (LenslinkError, 500)]
 
 
 class ApiError(Exception):

@@ -21,7 +21,7 @@ from . import notes as notes_mod
 from . import snapshot
 from . import writeback
 from .embedders import get_embedder
-from .errors import BlockEdited, ConfigError, LenslinkError, NotFound, StoreError
+from .errors import BlockEdited, ConfigError, LenslinkError, NotEmbedded, NotFound, StoreError
 from .lenses import VaultConfig, load_config
 from .notes import Resolver
 from .rank import Related, VaultIndex
@@ -334,9 +334,16 @@ class Vault:
         return path, False, [(lens.name, [r.path for r in ranking.related(path, lens.name)])
                              for lens in ranking.config.lenses]
 
-    def render_block(self, note: str) -> tuple[str, str]:
-        """(path, block text) for a note, links in the vault's link style."""
+    def render_block(self, note: str, check: bool = True,
+                     store: Store | None = None) -> tuple[str, str]:
+        """(path, block text) for a note, links in the vault's link style. NotEmbedded
+        when a lens's text of the note has no vector yet (`check`: the block would lack
+        that lens's list; `write` checks all its notes at once instead), looked up in
+        `store` (the daemon's request threads pass their own connection)."""
         path, _, groups = self.block_groups(note)
+        waiting = self._unembedded([path], store).get(path) if check else None
+        if waiting:
+            raise NotEmbedded(f"{path}: {self._waiting_detail(waiting)}")
         style = writeback.LinkStyle.from_vault(self.root)
         names = self.ranking().name_counts()
         links = [(lens, [style.format_link(p, path, names) for p in paths]) for lens, paths in groups]
@@ -360,12 +367,10 @@ class Vault:
         waiting = self._unembedded(targets)
         for path in targets:
             if path in waiting:  # its lists would lack those lenses: the block it has stays
-                outcomes.append(WriteOutcome(path, "skipped", (
-                    f"{NOT_EMBEDDED} {', '.join(waiting[path])} (a rewrite or "
-                    f"the embedder failed: see lenslink status {self.root}); its block stays")))
+                outcomes.append(WriteOutcome(path, "skipped", self._waiting_detail(waiting[path])))
                 continue
             try:
-                path, text = self.render_block(path)
+                path, text = self.render_block(path, check=False)
             except LenslinkError as exc:
                 outcomes.append(WriteOutcome(path, "error", str(exc).removeprefix(f"{path}: ")))
                 continue
@@ -395,13 +400,19 @@ class Vault:
             return f"lens {chosen.name!r} does not apply to it"
         return None
 
-    def _unembedded(self, paths: list[str]) -> dict[str, list[str]]:
+    def _waiting_detail(self, lenses: list[str]) -> str:
+        return (f"{NOT_EMBEDDED} {', '.join(lenses)} (a rewrite or the embedder failed: see "
+                f"lenslink status {self.root}); its block stays as it is")
+
+    def _unembedded(self, paths: list[str], store: Store | None = None) -> dict[str, list[str]]:
         """{path: [lens, ...]} of these notes whose texts under an active lens of the
         ranking have no vector yet; none when the last sync left nothing missing."""
-        active, complete = index_mod.recorded_state(self.store, self.ranked_config)
-        if complete or not active:
+        store = store or self.store
+        active, complete = index_mod.recorded_state(store, self.ranked_config)
+        embedder_id = store.get_meta("embedder")
+        if complete or not active or not embedder_id:
             return {}
-        return self.store.unembedded(self._indexed_embedder(), active, paths)
+        return store.unembedded(embedder_id, active, paths)
 
     def _note_bytes(self, path: str) -> bytes | None:
         """The note's bytes as on disk; None when it cannot be read (writing says why)."""
