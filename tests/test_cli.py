@@ -178,6 +178,20 @@ def test_an_excluded_note_is_named_as_such(indexed, tmp_path):
                           "`lenslink index`")
 
 
+def test_a_note_write_refuses_is_listed_by_status_until_fixed(tiny_vault, fake_embedder):
+    vault = tiny_vault({"open.md": "Code:\n\n```python\nprint('hi')\n",
+                        "b.md": "Python printing notes.\n", "c.md": "More python.\n"})
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    result = run("write", vault, "open.md")
+    assert result.exit_code == 1 and "open.md: note ends inside an unclosed code fence" in result.stderr
+    problem = "problem   open.md: not written: note ends inside an unclosed code fence; close it first"
+    assert problem in run("status", vault).stdout.splitlines()
+    (vault / "open.md").write_text("Code:\n\n```python\nprint('hi')\n```\n", encoding="utf-8")
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    assert run("write", vault, "open.md").stdout == "1 written\n"
+    assert "problem" not in run("status", vault).stdout
+
+
 def test_an_ambiguous_title_is_an_error_listing_the_notes(tiny_vault, fake_embedder):
     vault = tiny_vault({"topics/Python.md": "# Python\nThe language.\n",
                         "other/Python.md": "# Python\nThe snake.\n",

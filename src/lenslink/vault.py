@@ -21,7 +21,7 @@ from . import notes as notes_mod
 from . import snapshot
 from . import writeback
 from .embedders import get_embedder
-from .errors import BlockEdited, ConfigError, LenslinkError, NotEmbedded, NotFound, StoreError
+from .errors import BlockEdited, BlockError, ConfigError, LenslinkError, NotEmbedded, NotFound, StoreError
 from .lenses import VaultConfig, load_config
 from .notes import Resolver
 from .rank import Related, VaultIndex
@@ -478,7 +478,10 @@ class Vault:
                 self.store.record_failure(path, str(exc))  # shown by status
             return WriteOutcome(path, "edited", str(exc))
         except LenslinkError as exc:  # the outcome names the note: its message need not
-            return WriteOutcome(path, "error", str(exc).removeprefix(f"{path}: "))
+            detail = str(exc).removeprefix(f"{path}: ")
+            if isinstance(exc, BlockError) and not dry_run:  # damaged markers, an open fence:
+                self.store.record_failure(path, f"not written: {detail}")  # until fixed
+            return WriteOutcome(path, "error", detail)
 
     def _hand_edit_guard(self, path: str, block: str, remove: bool = False):
         """Refuses a block that is neither the one lenslink last wrote in the note nor in
