@@ -548,7 +548,7 @@ def test_notes_stored_with_broken_frontmatter_are_read_again_once(tiny_vault, db
     assert query(db, "SELECT path, opted_out FROM notes ORDER BY path") == [("a.md", 1), ("b.md", 0)]
     with sqlite3.connect(str(db)) as conn:  # as an older lenslink stored it
         conn.execute("UPDATE notes SET opted_out=0 WHERE path='a.md'")
-        conn.execute("DROP TABLE retired")  # undo migration 13 too
+        conn.execute("DROP TABLE retired")  # undo migration 13 too (its index: IF NOT EXISTS)
         conn.execute("PRAGMA user_version=11")
     report = run_index(root, db)
     assert report.changed == ["a.md"] and report.unchanged == 1

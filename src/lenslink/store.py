@@ -133,10 +133,10 @@ MIGRATIONS = [
     # at once with the note's other texts when it is edited, deleted or opts out; and the
     # notes that opt out, counted after every full sync
     """
-    CREATE TABLE retired (path TEXT NOT NULL, text_hash TEXT NOT NULL, at REAL NOT NULL,
+    CREATE TABLE IF NOT EXISTS retired (path TEXT NOT NULL, text_hash TEXT NOT NULL, at REAL NOT NULL,
                           PRIMARY KEY (path, text_hash));
-    CREATE INDEX retired_hash ON retired (text_hash);
-    CREATE INDEX notes_opted_out ON notes (path) WHERE opted_out = 1;
+    CREATE INDEX IF NOT EXISTS retired_hash ON retired (text_hash);
+    CREATE INDEX IF NOT EXISTS notes_opted_out ON notes (path) WHERE opted_out = 1;
     """,
 ]
 MASK_LENSES = 62  # lens bit masks fit SQLite's signed 64-bit integers up to this many
