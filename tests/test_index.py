@@ -292,25 +292,21 @@ def test_vectors_kept_for_a_config_go_with_the_notes_words(tiny_vault, db, fake_
     assert query(db, "SELECT count(*) FROM retired WHERE path='a.md'") == [(0,)]
 
 
-def test_words_edited_out_before_a_failed_sync_go_with_the_next_one(tiny_vault, db, fake_embedder):
+@pytest.mark.parametrize("failed", [False, True], ids=["sync", "failed sync"])
+def test_words_edited_out_lose_their_vector_with_the_next_finished_sync(tiny_vault, db,
+                                                                         fake_embedder, failed):
+    """At once; or, when the sync that stored the edit failed (the embedder), with the
+    next one, which finds nothing changed but knows the last one did not finish."""
     from lenslink.errors import EmbedderError
     root = tiny_vault({"a.md": "my secret plan\n", "b.md": "groceries\n"}, config=BODY_ONLY)
     run_index(root, db)
     (root / "a.md").write_text("nothing to see\n")
-    fake_embedder.fail_on_call = fake_embedder.calls + 1  # the edit is stored, not embedded
-    fake_embedder.fail_with = lambda: EmbedderError("endpoint down")
-    with pytest.raises(EmbedderError):
-        run_index(root, db)
-    fake_embedder.fail_on_call = None
-    run_index(root, db)  # finds nothing changed, but the last sync did not finish
-    assert text_sha("my secret plan") not in stored_hashes(db)
-    assert stored_hashes(db) == chunk_hashes(db)
-
-
-def test_words_edited_out_in_a_full_sync_lose_their_vector_at_once(tiny_vault, db, fake_embedder):
-    root = tiny_vault({"a.md": "my secret plan\n", "b.md": "groceries\n"}, config=BODY_ONLY)
-    run_index(root, db)
-    (root / "a.md").write_text("nothing to see\n")
+    if failed:
+        fake_embedder.fail_on_call = fake_embedder.calls + 1  # the edit is stored, not embedded
+        fake_embedder.fail_with = lambda: EmbedderError("endpoint down")
+        with pytest.raises(EmbedderError):
+            run_index(root, db)
+        fake_embedder.fail_on_call = None
     run_index(root, db)
     assert text_sha("my secret plan") not in stored_hashes(db)
     assert stored_hashes(db) == chunk_hashes(db)
