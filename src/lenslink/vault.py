@@ -21,7 +21,7 @@ from . import notes as notes_mod
 from . import snapshot
 from . import writeback
 from .embedders import get_embedder
-from .errors import BlockEdited, BlockError, ConfigError, LenslinkError, NotEmbedded, NotFound, StoreError
+from .errors import BlockEdited, BlockError, ConfigError, EmbedderError, LenslinkError, NotEmbedded, NotFound, StoreError
 from .lenses import VaultConfig, load_config
 from .notes import Resolver
 from .rank import Related, VaultIndex
@@ -216,7 +216,12 @@ class Vault:
     def check_embedder(self) -> None:
         """Refuse an embedder chosen for ranking (--embedder, --precision) that `index` would
         refuse, or that is not the one the vault was indexed with: its vectors are ranked."""
-        indexed, chosen = self._indexed_embedder(), self.embedder.id
+        indexed = self._indexed_embedder()
+        try:
+            chosen = self.embedder.id
+        except EmbedderError as exc:  # e.g. --precision fp32 without its weights
+            raise EmbedderError(f"{exc} (this vault was indexed with {indexed}: leave out "
+                                "--embedder and --precision to rank with it)") from None
         if chosen != indexed:
             raise ConfigError(f"{self.root} was indexed with {indexed}, not {chosen}; leave out "
                               "--embedder and --precision, or run `lenslink index` with them first")
