@@ -548,9 +548,10 @@ class Service:
     def block(self, path: str) -> dict:
         self._require_index()
         self._used()
-        path, opted_out, groups = self.vault.block_groups(path)
-        with self.read_lock:  # (the check for vectors reads the store)
-            path, text = self.vault.render_block(path, store=self.reader)
+        path = self.vault.resolve_note(path)
+        with self.read_lock:
+            self.vault.check_embedded(path, store=self.reader)
+        path, opted_out, groups, text = self.vault.render_block(path, check=False)
         return {"path": path, "block": text, "opted_out": opted_out,
                 "heading": self.vault.ranked_config.heading,
                 "groups": [{"lens": lens, "paths": paths} for lens, paths in groups if paths],

@@ -208,8 +208,7 @@ def sync(root: Path, config: VaultConfig, store: Store, embedder, *, rebuild: bo
     store.set_meta("embedder", embedder.id)
     if paths is None:  # every note was matched against `exclude`
         store.set_meta("synced_exclude", _exclude_mark(config))
-    if paths is None:  # (a scan of every note: not for the daemon's syncs of a few)
-        report.opted_out = store.opted_out_count()
+        report.opted_out = store.opted_out_count()  # (not for the daemon's syncs of a few)
     # (a sync of some notes does not prune for an interrupted one: the next full one does)
     store.set_meta("sync_finished", "" if interrupted and paths is not None else "1")
     return report

@@ -709,9 +709,7 @@ class Store:
         paths = list(paths)
         with self._write():
             found = {r[0] for r in _select_in(self.db, "SELECT text_hash FROM retired WHERE path IN", paths)}
-            for start in range(0, len(paths), 500):
-                part = paths[start:start + 500]
-                self.db.execute(f"DELETE FROM retired WHERE path IN ({','.join('?' * len(part))})", part)
+            self.db.conn.executemany("DELETE FROM retired WHERE path=?", [(p,) for p in paths])
         return found
 
     def _embedders(self) -> list[str]:

@@ -339,20 +339,26 @@ class Vault:
         return path, False, [(lens.name, [r.path for r in ranking.related(path, lens.name)])
                              for lens in ranking.config.lenses]
 
-    def render_block(self, note: str, check: bool = True,
-                     store: Store | None = None) -> tuple[str, str]:
-        """(path, block text) for a note, links in the vault's link style. NotEmbedded
-        when a lens's text of the note has no vector yet (`check`: the block would lack
-        that lens's list; `write` checks all its notes at once instead), looked up in
-        `store` (the daemon's request threads pass their own connection)."""
-        path, _, groups = self.block_groups(note)
-        waiting = self._unembedded([path], store).get(path) if check else None
+    def check_embedded(self, path: str, store: Store | None = None) -> None:
+        """NotEmbedded when a lens's text of the note has no vector yet: its block would
+        lack that lens's list. Looked up in `store` (the daemon's request threads pass
+        their own connection)."""
+        waiting = self._unembedded([path], store).get(path)
         if waiting:
             raise NotEmbedded(f"{path}: {self._waiting_detail(waiting)}")
+
+    def render_block(self, note: str, check: bool = True
+                     ) -> tuple[str, bool, list[tuple[str, list[str]]], str]:
+        """(path, opted out, groups as `block_groups`, block text) for a note, links in the
+        vault's link style; `check`: `check_embedded` first (`write` checks all its notes
+        at once instead)."""
+        path, opted_out, groups = self.block_groups(note)
+        if check:
+            self.check_embedded(path)
         style = writeback.LinkStyle.from_vault(self.root)
         names = self.ranking().name_counts()
         links = [(lens, [style.format_link(p, path, names) for p in paths]) for lens, paths in groups]
-        return path, block_mod.render_block(links, heading=self.ranking().config.heading)
+        return path, opted_out, groups, block_mod.render_block(links, heading=self.ranking().config.heading)
 
     def write(self, notes: list[str] | None = None, dry_run: bool = False,
               force: bool = False) -> list[WriteOutcome]:
@@ -375,7 +381,7 @@ class Vault:
                 outcomes.append(WriteOutcome(path, "skipped", self._waiting_detail(waiting[path])))
                 continue
             try:
-                path, text = self.render_block(path, check=False)
+                path, _, _, text = self.render_block(path, check=False)
             except LenslinkError as exc:
                 outcomes.append(WriteOutcome(path, "error", str(exc).removeprefix(f"{path}: ")))
                 continue
@@ -399,15 +405,16 @@ class Vault:
         if row.opted_out:
             return "it opts out (lenslink: false)"
         if chosen.name in self._unembedded([path]).get(path, []):
-            return (f"its text is not embedded yet (a rewrite or the embedder failed: see "
-                    f"lenslink status {self.root})")
+            return f"its text is not embedded yet ({self._embedding_failed()})"
         if not chosen.source.matches(index_mod.note_meta(row)):
             return f"lens {chosen.name!r} does not apply to it"
         return None
 
     def _waiting_detail(self, lenses: list[str]) -> str:
-        return (f"{NOT_EMBEDDED} {', '.join(lenses)} (a rewrite or the embedder failed: see "
-                f"lenslink status {self.root}); its block stays as it is")
+        return f"{NOT_EMBEDDED} {', '.join(lenses)} ({self._embedding_failed()}); its block stays as it is"
+
+    def _embedding_failed(self) -> str:
+        return f"a rewrite or the embedder failed: see lenslink status {self.root}"
 
     def _unembedded(self, paths: list[str], store: Store | None = None) -> dict[str, list[str]]:
         """{path: [lens, ...]} of these notes whose texts under an active lens of the
