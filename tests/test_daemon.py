@@ -170,6 +170,8 @@ def test_an_auto_write_waiting_for_a_rewrite_is_done_once_it_is_embedded(
     refused = daemon.api.get("/v1/block?path=bread-0.md")  # what the plugin would splice in
     assert refused.status == 409 and refused.error["code"] == "NotEmbedded"
     assert refused.error["message"].startswith("bread-0.md: not embedded yet under lens topic")
+    waiting = daemon.api.ok("GET", "/v1/related?path=bread-0.md")  # what the side pane shows
+    assert waiting["related"] == [] and waiting["why_none"].startswith("its text is not embedded yet")
     append(vault / "garden-1.md", "and tomatoes\n")  # a sync that rewrites what waits
     wait_for(lambda: len(writes) == 3, message="the writes after the rewrite")
     assert sorted(writes[1:]) == [("bread-0.md", ["written"]), ("garden-1.md", ["written"])]
@@ -313,7 +315,9 @@ def test_a_changed_config_is_applied_without_a_restart_and_a_broken_one_is_repor
     titles = daemon.api.ok("GET", "/v1/related?path=music-2.md&lens=titles")
     assert titles["lens"] == "titles" and titles["related"]
     assert "music-2" in fake_embedder.texts  # the new lens's text was embedded
-    assert daemon.api.ok("GET", "/v1/related?path=bread-0.md&lens=titles")["related"] == []
+    none = daemon.api.ok("GET", "/v1/related?path=bread-0.md&lens=titles")
+    assert none["related"] == [] and none["why_none"] == "lens 'titles' does not apply to it"
+    assert titles["why_none"] is None
 
     config.write_text("[lenses.topic\n", encoding="utf-8")  # a typo: reported, nothing changes
     wait_for(lambda: daemon.api.ok("GET", "/v1/status")["config_error"], message="the error")

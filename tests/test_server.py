@@ -486,7 +486,9 @@ def test_docs_describe_every_endpoint_as_served(daemon):
     status = daemon.api.ok("GET", "/v1/status")
     assert set(schemas["Status"]["properties"]) == set(status)
     assert set(schemas["LensStatus"]["properties"]) == set(status["lenses"][0])
-    related = daemon.api.ok("GET", "/v1/related?path=bread-0.md")["related"][0]
+    answer = daemon.api.ok("GET", "/v1/related?path=bread-0.md")
+    assert set(schemas["RelatedList"]["properties"]) == set(answer)
+    related = answer["related"][0]
     assert set(schemas["Related"]["properties"]) == set(related)
     assert set(schemas["Related"]["properties"]["reason"]["properties"]) <= set(related["reason"])
     lens = daemon.api.ok("GET", "/v1/lenses")["lenses"][0]

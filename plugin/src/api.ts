@@ -123,6 +123,8 @@ export interface RelatedResponse {
 	note: string;
 	lens: string;
 	related: RelatedNote[];
+	/** Why `related` is empty, when not merely because no note scored (opts out, ...). */
+	why_none?: string | null;
 }
 
 export interface BlockResponse {

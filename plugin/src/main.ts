@@ -31,7 +31,7 @@ export default class LenslinkPlugin extends Plugin implements PaneHost {
 		statusEl.addClass("mod-clickable");
 		this.registerDomEvent(statusEl, "click", () => void this.actions.checkConnection());
 		this.source = groupedSource(async () => (await this.client.lenses()).map((lens) => lens.name),
-			async (path, lens) => (await this.client.related(path, lens)).related);
+			(path, lens) => this.client.related(path, lens));
 		this.settingsChanged = debounce(() => {
 			void this.statusBar.refresh();
 			this.refreshPanes(false);

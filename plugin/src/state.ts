@@ -5,11 +5,13 @@
  * Every load takes a ticket; an answer whose ticket is no longer current (the user opened
  * another note, switched lens or refreshed meanwhile) is dropped.
  */
-import { RelatedNote, errorMessage, isDaemonError } from "./api";
+import { RelatedNote, RelatedResponse, errorMessage, isDaemonError } from "./api";
 
 export interface LensGroup {
 	lens: string;
 	items: RelatedNote[];
+	/** Why the lens has none for this note, when the daemon says (absent otherwise). */
+	whyNone?: string;
 }
 
 /** Why there is nothing to show: nothing related, a note outside the index, no index yet. */
@@ -20,7 +22,7 @@ export type PaneState =
 	| { kind: "loading"; path: string; lens: string | null }
 	| { kind: "down"; path: string | null; message: string }
 	| { kind: "error"; path: string | null; message: string }
-	| { kind: "empty"; path: string; lens: string | null; reason: EmptyReason }
+	| { kind: "empty"; path: string; lens: string | null; reason: EmptyReason; why?: string }
 	| { kind: "results"; path: string; lens: string | null; groups: LensGroup[] };
 
 /** Fetches a note's related notes, grouped by lens (`lens` null: every lens). */
@@ -58,9 +60,11 @@ export class PaneModel {
 		if (mode !== "background" || !this.isShowing(path, lens)) this.set({ kind: "loading", path, lens });
 		let next: PaneState;
 		try {
-			const groups = (await this.source(path, lens)).filter((g) => g.items.length > 0);
+			const all = await this.source(path, lens);
+			const groups = all.filter((g) => g.items.length > 0);
+			const why = groups.length ? undefined : whyNone(all);
 			next = groups.length ? { kind: "results", path, lens, groups }
-				: { kind: "empty", path, lens, reason: "no-results" };
+				: { kind: "empty", path, lens, reason: "no-results", ...(why ? { why } : {}) };
 		} catch (error) {
 			next = failureState(path, lens, error);
 		}
@@ -85,6 +89,18 @@ export class PaneModel {
 	}
 }
 
+/**
+ * Why no lens has anything for the note, from the daemon's reasons: one reason when every
+ * lens gives the same, else "lens: reason" for each lens that gives one.
+ */
+export function whyNone(groups: LensGroup[]): string | undefined {
+	const given = groups.filter((g) => g.whyNone);
+	if (!given.length) return undefined;
+	const texts = new Set(given.map((g) => g.whyNone));
+	if (given.length === groups.length && texts.size === 1) return given[0].whyNone;
+	return given.map((g) => `${g.lens}: ${g.whyNone}`).join("; ");
+}
+
 function failureState(path: string, lens: string | null, error: unknown): PaneState {
 	if (isDaemonError(error, "down")) return { kind: "down", path, message: error.message };
 	if (isDaemonError(error, "not-found") && error.code === "NotFound") {
@@ -96,11 +112,14 @@ function failureState(path: string, lens: string | null, error: unknown): PaneSt
 
 /** Groups for every lens (or one), fetched in parallel from a per-lens fetcher. */
 export function groupedSource(lenses: () => Promise<string[]>,
-	relatedFor: (path: string, lens: string) => Promise<RelatedNote[]>): RelatedSource {
+	relatedFor: (path: string, lens: string) => Promise<Pick<RelatedResponse, "related" | "why_none">>): RelatedSource {
 	return async (path, lens) => {
 		const names = lens ? [lens] : await lenses();
-		const lists = await Promise.all(names.map((name) => relatedFor(path, name)));
-		return names.map((name, i) => ({ lens: name, items: lists[i] }));
+		const answers = await Promise.all(names.map((name) => relatedFor(path, name)));
+		return names.map((name, i) => {
+			const why = answers[i].why_none;
+			return { lens: name, items: answers[i].related, ...(why ? { whyNone: why } : {}) };
+		});
 	};
 }
 

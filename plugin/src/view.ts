@@ -142,7 +142,7 @@ export class RelatedView extends ItemView {
 	private renderEmpty(body: HTMLElement, state: Extract<PaneState, { kind: "empty" }>): void {
 		if (state.reason === "no-results") {
 			const where = state.lens ? `through the ${state.lens} lens` : "through any lens";
-			body.createDiv({ cls: "lenslink-message", text: `No related notes ${where}.` });
+			body.createDiv({ cls: "lenslink-message", text: `No related notes ${where}${state.why ? `: ${state.why}` : ""}.` });
 			return;
 		}
 		const status = this.host.daemonStatus();

@@ -143,13 +143,16 @@ describe("the plugin against the real lenslink daemon", { timeout: READY_TIMEOUT
 
 	it("drives the pane's states: results for a note, 'not indexed' for an excluded one", async () => {
 		const source = groupedSource(async () => (await client.lenses()).map((lens) => lens.name),
-			async (path, lens) => (await client.related(path, lens)).related);
+			(path, lens) => client.related(path, lens));
 		const model = new PaneModel(source);
 		await model.show("topics/Sourdough.md", null);
 		assert.equal(model.state.kind, "results");
 		assert.ok(model.state.kind === "results" && model.state.groups.every((group) => group.items.length > 0));
 		await model.show("templates/Daily template.md", null);
 		assert.deepEqual(model.state, { kind: "empty", path: "templates/Daily template.md", lens: null, reason: "not-indexed" });
+		await model.show("topics/Private.md", null);  // opted out: the daemon says why it has none
+		assert.deepEqual(model.state, { kind: "empty", path: "topics/Private.md", lens: null, reason: "no-results",
+			why: "it opts out (lenslink: false)" });
 	});
 
 	it("fetches a block and splices it exactly as the daemon would", async () => {

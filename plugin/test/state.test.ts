@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DaemonError, RelatedNote } from "../src/api";
-import { LensGroup, PaneModel, PaneState, RelatedSource, formatScore, groupedSource, startCommand } from "../src/state";
+import { LensGroup, PaneModel, PaneState, RelatedSource, formatScore, groupedSource, startCommand, whyNone } from "../src/state";
 import { Deferred, deferred } from "./helpers";
 
 function note(path: string, score = 0.5): RelatedNote {
@@ -133,15 +133,36 @@ describe("PaneModel", () => {
 	});
 });
 
+describe("whyNone", () => {
+	it("gives one reason when every lens gives it, else each lens's own", () => {
+		const out = "it opts out (lenslink: false)";
+		assert.equal(whyNone([{ lens: "topic", items: [] }]), undefined);
+		assert.equal(whyNone([{ lens: "topic", items: [], whyNone: out }, { lens: "daily", items: [], whyNone: out }]), out);
+		assert.equal(whyNone([{ lens: "topic", items: [] }, { lens: "daily", items: [], whyNone: "lens 'daily' does not apply to it" }]),
+			"daily: lens 'daily' does not apply to it");
+		assert.equal(whyNone([{ lens: "topic", items: [], whyNone: "its text is not embedded yet" },
+			{ lens: "daily", items: [], whyNone: "lens 'daily' does not apply to it" }]),
+			"topic: its text is not embedded yet; daily: lens 'daily' does not apply to it");
+	});
+
+	it("puts the reason into the empty state, only when there is one", async () => {
+		const model = new PaneModel(async () => [{ lens: "topic", items: [], whyNone: "its text is not embedded yet" }]);
+		await model.show("a.md", "topic");
+		assert.deepEqual(model.state, { kind: "empty", path: "a.md", lens: "topic", reason: "no-results", why: "its text is not embedded yet" });
+	});
+});
+
 describe("groupedSource", () => {
 	it("asks every lens when none is chosen, in lens order", async () => {
 		const asked: string[] = [];
 		const source = groupedSource(async () => ["topic", "project"], async (path, lens) => {
 			asked.push(`${path}:${lens}`);
-			return lens === "topic" ? [note("t.md")] : [];
+			return { related: lens === "topic" ? [note("t.md")] : [], why_none: null };
 		});
 		assert.deepEqual(await source("a.md", null), [{ lens: "topic", items: [note("t.md")] }, { lens: "project", items: [] }]);
 		assert.deepEqual(asked, ["a.md:topic", "a.md:project"]);
+		const why = groupedSource(async () => ["topic"], async () => ({ related: [], why_none: "it opts out (lenslink: false)" }));
+		assert.deepEqual(await why("a.md", null), [{ lens: "topic", items: [], whyNone: "it opts out (lenslink: false)" }]);
 		assert.deepEqual(await source("a.md", "project"), [{ lens: "project", items: [] }]);
 	});
 });

@@ -542,8 +542,13 @@ class Service:
         self._used()
         vault = self.vault
         found = vault.related(path, lens, top)
-        return {"note": vault.resolve_note(path), "lens": vault.ranked_config.lens(lens).name,
-                "related": [r.to_dict() for r in found]}
+        path = vault.resolve_note(path)
+        why = None
+        if not found:
+            with self.read_lock:
+                why = vault.unranked_reason(path, lens, store=self.reader)
+        return {"note": path, "lens": vault.ranked_config.lens(lens).name,
+                "related": [r.to_dict() for r in found], "why_none": why}
 
     def block(self, path: str) -> dict:
         self._require_index()

@@ -394,17 +394,18 @@ class Vault:
             outcomes.append(self._write_one(path, text, dry_run, force))
         return outcomes
 
-    def unranked_reason(self, path: str, lens: str | None = None) -> str | None:
+    def unranked_reason(self, path: str, lens: str | None = None, store: Store | None = None) -> str | None:
         """Why a note of the index has no related notes under a lens, when there is a
-        reason other than that no note scored (for messages; from the store: no ranking
-        is loaded for it)."""
-        row = self.store.note(path)
+        reason other than that no note scored (for messages; from the store, `store` if
+        given: no ranking is loaded for it)."""
+        store = store or self.store
+        row = store.note(path)
         chosen = self.ranked_config.lens(lens)
         if row is None:
             return None
         if row.opted_out:
             return "it opts out (lenslink: false)"
-        if chosen.name in self._unembedded([path]).get(path, []):
+        if chosen.name in self._unembedded([path], store).get(path, []):
             return f"its text is not embedded yet ({self._embedding_failed()})"
         if not chosen.source.matches(index_mod.note_meta(row)):
             return f"lens {chosen.name!r} does not apply to it"
