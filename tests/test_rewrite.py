@@ -190,6 +190,30 @@ def test_changing_the_prompt_rewrites_again_and_leaves_other_lenses_alone(
     assert fake_embedder.texts == []
 
 
+def test_a_prompt_tried_and_changed_back_asks_the_chat_model_nothing(
+        vault, db, fake_embedder, openai_server):
+    """The first prompt's rewrites are kept with their vectors (retired by the config
+    change, see test_index): going back neither asks the chat model nor embeds."""
+    def reply(messages):  # a rewrite that depends on the prompt
+        return f"{messages[0]['content'].split()[0].upper()}: {messages[-1]['content']}"
+    openai_server.chat_reply = reply
+    (vault / ".lenslink.toml").write_text(config(openai_server, prompt="Summarise the note."))
+    run_index(vault, db)
+    (vault / ".lenslink.toml").write_text(config(openai_server, prompt="Shorten the note."))
+    assert run_index(vault, db).rewritten == 3
+    asked, fake_embedder.texts = len(chats(openai_server)), []
+    (vault / ".lenslink.toml").write_text(config(openai_server, prompt="Summarise the note."))
+    report = run_index(vault, db)
+    assert report.rewritten == 0 and len(chats(openai_server)) == asked
+    assert fake_embedder.texts == []
+    embedded = {t for (t,) in query(db, "SELECT text FROM chunks WHERE original IS NOT NULL")}
+    assert embedded == {"SUMMARISE: " + text for text in TOPIC_TEXTS.values()}
+    # an edit drops the note's kept rewrites with its other texts
+    (vault / "topics/Crumb.md").write_text("A tight crumb comes from a young starter.\n")
+    run_index(vault, db)
+    assert not query(db, "SELECT count(*) FROM rewrites WHERE rewritten LIKE '%open crumb%'")[0][0]
+
+
 def test_a_lens_without_rewrite_sends_nothing_even_with_the_openai_embedder(
         tiny_vault, db, openai_server):
     embedder = (f'embedder = "openai"\n[embedder_options]\nmodel = "text-embedding-3-small"\n'

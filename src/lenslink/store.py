@@ -767,12 +767,19 @@ class Store:
             "SELECT text, original FROM chunks WHERE path=? AND lens=? ORDER BY chunk", [path, lens])]
 
     def prune_rewrites(self) -> int:
-        """Drop cached rewrites that no chunk embeds any more (deleted or changed notes)."""
+        """Drop cached rewrites that no chunk embeds any more (deleted or changed notes),
+        but those a config change retired (`retire`): they are kept as their vectors are,
+        so going back to that config asks the chat model nothing."""
         with self._write():
-            cur = self.db.execute(
-                "DELETE FROM rewrites WHERE rewritten NOT IN"
-                " (SELECT text FROM chunks WHERE original IS NOT NULL)")
-        return cur.rowcount
+            retired = {r[0] for r in self.db.execute("SELECT DISTINCT text_hash FROM retired")}
+            unused = self.db.execute(
+                "SELECT model, prompt_hash, text_hash, rewritten FROM rewrites WHERE rewritten"
+                " NOT IN (SELECT text FROM chunks WHERE original IS NOT NULL)").fetchall()
+            gone = [r[:3] for r in unused
+                    if hashlib.sha256(r[3].encode("utf-8")).hexdigest() not in retired]
+            self.db.conn.executemany("DELETE FROM rewrites WHERE model=? AND prompt_hash=?"
+                                     " AND text_hash=?", gone)
+        return len(gone)
 
     # -- labels -------------------------------------------------------------------
     def put_label(self, lens: str, src: str, dst: str, model: str, src_hash: str,
