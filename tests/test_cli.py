@@ -192,6 +192,65 @@ def test_a_note_write_refuses_is_listed_by_status_until_fixed(tiny_vault, fake_e
     assert "problem" not in run("status", vault).stdout
 
 
+def test_a_refusal_listed_by_status_ends_when_the_next_write_finds_the_block_whole(
+        tiny_vault, fake_embedder):
+    vault = tiny_vault({"a.md": "Python printing notes.\n", "b.md": "More python.\n"})
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    assert run("write", vault, "a.md").stdout == "1 written\n"
+    whole = (vault / "a.md").read_bytes()
+    (vault / "a.md").write_bytes(whole.replace(END.encode(), b""))  # the end marker lost
+    result = run("write", vault, "a.md")
+    assert result.exit_code == 1
+    assert "a.md: start marker without end (line 3); fix the markers by hand: " \
+        f"{START} before the block, {END} after it" in result.stderr
+    assert "problem   a.md: not written: start marker without end" in run("status", vault).stdout
+    (vault / "a.md").write_bytes(whole)  # mended by hand: the block is as lenslink wrote it
+    assert run("write", vault, "a.md").stdout == "1 unchanged\n"
+    assert "problem" not in run("status", vault).stdout
+
+
+def test_write_and_related_read_notes_changed_since_the_last_index(tiny_vault, fake_embedder):
+    """Without a daemon, the notes a command is about are read first when they changed
+    (one note: that note; --all: the vault), so blocks follow what notes say now."""
+    vault = tiny_vault({"a.md": "Bread baking with rye flour.\n", "b.md": "Rye flour and sourdough bread.\n",
+                        "c.md": "Python packaging and wheels.\n", "d.md": "Python wheels on PyPI.\n"})
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    def related(note):
+        return [r["path"] for r in json.loads(run("related", vault, note, "--json", "--embedder", "fake",
+                                                  "--top", "1").stdout)["related"]]
+    assert related("a.md") == ["b.md"]
+    (vault / "a.md").write_text("Python packaging: building wheels.\n", encoding="utf-8")
+    result = run("related", vault, "a.md", "--embedder", "fake", "--top", "1")
+    assert result.stderr == "read 1 changed note first\n"
+    assert result.stdout.split()[1] in ("c.md", "d.md")  # what it says now
+    assert run("related", vault, "a.md", "--embedder", "fake").stderr == ""  # read once
+    (vault / "a.md").write_text("Bread baking with rye flour.\n", encoding="utf-8")
+    result = run("write", vault, "a.md", "--dry-run", "--embedder", "fake")
+    assert result.stderr == "read 1 changed note first\n1 diff\n"
+    assert "+- [[b]]\n" in result.stdout
+    (vault / "e.md").write_text("Sourdough rye bread, a new note.\n", encoding="utf-8")  # new
+    (vault / "d.md").unlink()
+    result = run("write", vault, "--all", "--dry-run", "--embedder", "fake")
+    assert result.stderr.startswith("read 2 changed notes first\n")
+    assert "+++ b/e.md" in result.stdout and "d.md" not in result.stdout
+    (vault / "f.md").write_text("Rye bread again.\n", encoding="utf-8")  # new, named by path
+    result = run("write", vault, "f.md", "--embedder", "fake")
+    assert result.exit_code == 0 and result.stdout == "1 written\n", result.output
+    assert START in (vault / "f.md").read_text(encoding="utf-8")
+
+
+def test_a_changed_note_is_not_read_with_another_embedder_than_the_index_has(tiny_vault,
+                                                                              fake_embedder):
+    vault = tiny_vault({"a.md": "Bread baking.\n", "b.md": "Rye bread.\n"})
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    (vault / "a.md").write_text("Bread baking, edited.\n", encoding="utf-8")
+    result = run("related", vault, "a.md")  # .lenslink.toml's embedder: minilm
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("warning: notes changed since the last index and are ranked as "
+                                    "they were: the index was built with another embedder (fake")
+    assert fake_embedder.texts.count("a\nBread baking, edited.") == 0
+
+
 def test_an_ambiguous_title_is_an_error_listing_the_notes(tiny_vault, fake_embedder):
     vault = tiny_vault({"topics/Python.md": "# Python\nThe language.\n",
                         "other/Python.md": "# Python\nThe snake.\n",

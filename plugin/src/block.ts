@@ -112,23 +112,24 @@ function scan(text: string): { markers: Marker[]; openFence: boolean } {
 /** The span of the one managed block, or null; BlockError when markers are damaged. */
 export function findBlock(text: string): BlockSpan | null {
 	const lineOf = (offset: number) => splitLines(text.slice(0, offset)).length + 1;
+	const fix = `; fix the markers by hand: ${START} before the block, ${END} after it`;
 	const blocks: BlockSpan[] = [];
 	let openAt: number | null = null;
 	for (const { marker, start, end } of scan(text).markers) {
 		if (marker === START) {
 			if (openAt !== null) {
 				throw new BlockError(`start marker without end (line ${lineOf(openAt)}; ` +
-					`another start marker at line ${lineOf(start)})`);
+					`another start marker at line ${lineOf(start)})${fix}`);
 			}
 			openAt = start;
 		} else if (openAt === null) {
-			throw new BlockError(`end marker without start (line ${lineOf(start)})`);
+			throw new BlockError(`end marker without start (line ${lineOf(start)})${fix}`);
 		} else {
 			blocks.push({ start: openAt, end });
 			openAt = null;
 		}
 	}
-	if (openAt !== null) throw new BlockError(`start marker without end (line ${lineOf(openAt)})`);
+	if (openAt !== null) throw new BlockError(`start marker without end (line ${lineOf(openAt)})${fix}`);
 	if (blocks.length > 1) {
 		const lines = blocks.map((b) => lineOf(b.start)).join(", ");
 		throw new BlockError(`two lenslink blocks (starting at lines ${lines}); remove one by hand`);

@@ -105,6 +105,7 @@ def find_block(text: str) -> Block | None:
     Raises BlockError when markers are damaged or ambiguous, so nothing is written over.
     """
     markers, _ = _scan(text)
+    fix = f"; fix the markers by hand: {START} before the block, {END} after it"
 
     def line_of(offset: int) -> int:
         return len(split_lines(text[:offset])) + 1
@@ -116,16 +117,16 @@ def find_block(text: str) -> Block | None:
             if open_at is not None:
                 raise BlockError(
                     f"start marker without end (line {line_of(open_at)}; "
-                    f"another start marker at line {line_of(start)})"
+                    f"another start marker at line {line_of(start)}){fix}"
                 )
             open_at = start
         elif open_at is None:
-            raise BlockError(f"end marker without start (line {line_of(start)})")
+            raise BlockError(f"end marker without start (line {line_of(start)}){fix}")
         else:
             blocks.append(Block(open_at, end))
             open_at = None
     if open_at is not None:
-        raise BlockError(f"start marker without end (line {line_of(open_at)})")
+        raise BlockError(f"start marker without end (line {line_of(open_at)}){fix}")
     if len(blocks) > 1:
         lines = ", ".join(str(line_of(b.start)) for b in blocks)
         raise BlockError(f"two lenslink blocks (starting at lines {lines}); remove one by hand")

@@ -69,6 +69,23 @@ def warn_if_config_changed(v: Vault) -> None:
                    f".lenslink.toml's now (or by another lenslink version); {fix}", err=True)
 
 
+def catch_up(v: Vault, notes: list[str] | None) -> None:
+    """Read the notes a command is about (every note: None) where they changed since the
+    last index, unless a daemon serves the vault (it reads them as they change)."""
+    if client.find(v.db_path) is not None:
+        return
+    bars = ProgressBars()
+    try:
+        read, left = v.catch_up(notes, progress=bars if notes is None else None)
+    finally:
+        bars.close()
+    if read:
+        click.echo(f"read {read} changed {plural(read, 'note')} first", err=True)
+    if left:
+        click.echo(f"warning: notes changed since the last index and are ranked as they were: {left}",
+                   err=True)
+
+
 def score_text(score: float, kind: str) -> str:
     """A probability as `72.0%`; a percentile as `p95` (better than 95% of candidate
     pairs), `max` for the best of them."""
@@ -188,6 +205,7 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
         raise click.UsageError("give a NOTE or --all")
     with Vault(vault, db=db, embedder=embedder, create=False) as v:
         chosen = chosen_embedder(v, embedder)
+        catch_up(v, None if all_notes else [note])
         if all_notes:
             found = v.related_all(lens, top)
             if as_json:
@@ -274,6 +292,7 @@ def write(vault, db, embedder, notes, all_notes, dry_run, force, remove):
             nothing = "no note to remove a block from"
         else:
             chosen_embedder(v, embedder)
+            catch_up(v, list(notes) or None)
             outcomes = v.write(list(notes) or None, dry_run=dry_run, force=force)
             nothing = "nothing to write" if v.store.note_count() else \
                 f"nothing to write: {v.root} has no Markdown notes to index"

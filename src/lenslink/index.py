@@ -229,6 +229,21 @@ def _boilerplate(store: Store) -> boilerplate.Boilerplate:
     return boilerplate.loads(store.get_meta("boilerplate"))
 
 
+def changed_since_index(root: Path, config: VaultConfig, store: Store,
+                        paths: list[str] | None = None) -> list[str]:
+    """The notes (of `paths`, or of the whole vault) that a sync would look at: new,
+    gone, or with another size or modification time than stored (nothing is read)."""
+    if paths is None:
+        scan = notes_mod.scan_vault(root, config.exclude, hidden_suffix=writeback.TEMP_SUFFIX)
+    else:
+        paths = sorted(set(paths))
+        scan = notes_mod.scan_paths(root, paths, config.exclude)
+    found = list(scan.paths)
+    known = store.note_states(paths)
+    todo, _ = _stat_changed(root, found, known, config_signature(config))
+    return sorted(set(todo) | (set(known) - set(found)))
+
+
 def _stat_changed(root: Path, todo: list[str], known: dict, signature: str) -> tuple[list[str], int]:
     """(the notes of `todo` that `_sync_note` must look at, how many others are stored
     with their current size and modification time under `signature`)."""

@@ -242,6 +242,39 @@ class Vault:
             raise NotFound(f"{note!r} names {len(found)} notes: {', '.join(found)}; give the path")
         return found[0]
 
+    def catch_up(self, notes: list[str] | None = None, progress=None) -> tuple[int, str | None]:
+        """Read these notes (every note: None) where they changed since the last index, so
+        that a command about them ranks and writes what they say now (a daemon does this
+        as files change). A note given by a path the index does not know yet (new) is read
+        too; names that match nothing are left for `resolve_note` to report. Returns (notes
+        read or removed, why changed notes were left as indexed: None when none were)."""
+        paths = None
+        if notes is not None:
+            paths = set()
+            for note in notes:
+                try:
+                    paths.add(self.resolve_note(note))
+                except NotFound:
+                    rel = self._inside(note).replace("\\", "/")
+                    rel = rel if rel.lower().endswith(".md") else rel + ".md"
+                    if ".." not in rel.split("/") and notes_mod.is_note_path(rel, self.config.exclude):
+                        paths.add(rel)
+            if not paths:
+                return 0, None
+        changed = index_mod.changed_since_index(self.root, self.config, self.store,
+                                                None if paths is None else sorted(paths))
+        if not changed:
+            return 0, None
+        if index_mod.config_outdated(self.store, self.config):
+            return 0, None  # the whole index is behind: `warn_if_config_changed` says so
+        indexed = self._indexed_embedder()
+        if self.embedder.id != indexed:
+            return 0, (f"the index was built with another embedder ({indexed}) than "
+                       f".lenslink.toml's; run `lenslink index` with --embedder set as it was")
+        report = self.index(paths=changed if paths is not None else None, progress=progress)
+        self._index = None  # ranked again from the store
+        return report.parsed + report.deleted, None
+
     def _not_indexed_because(self, note: str) -> str:
         """Why a path is not in the index, for messages: by its name alone (hidden, or
         matching `exclude`), never by looking at files (nothing is told about them)."""
@@ -484,6 +517,7 @@ class Vault:
                     self.store.intend_write(path, None)  # not written after all
             if result.status == "written":
                 self.store.remember_write(path, _block_hash(text), result.sha256, text or None)
+            if not dry_run:  # written, unchanged or removed: a refusal listed before is over
                 self.store.clear_failure(path)
             return WriteOutcome(path, result.status, result.diff)
         except BlockEdited as exc:
