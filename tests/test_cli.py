@@ -492,8 +492,8 @@ def test_a_note_that_cannot_be_written_is_named_once(tiny_vault, fake_embedder):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "error: topics/Latin.md: not valid UTF-8, so lenslink will not rewrite it",
-        "error: topics/SQLite.md: the note is read-only, so lenslink leaves it alone"]
-    assert result.stdout == "2 errors, 1 written\n"
+        "skipped: topics/SQLite.md: the note is read-only, so lenslink leaves it alone"]
+    assert result.stdout == "1 error, 1 skipped, 1 written\n"
 
 
 def test_write_needs_notes_or_all(indexed):

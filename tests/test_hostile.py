@@ -113,8 +113,10 @@ def test_hostile_corpus_is_indexed_reported_and_written_without_a_crash(corpus):
     # write-back: every block written except the read-only note, which is left alone
     before = (corpus / "readonly.md").read_bytes()
     result = run("write", corpus, "--all")
-    assert "readonly.md: the note is read-only" in result.stderr
-    assert result.exit_code == 1  # one note could not be written: said, not hidden
+    assert "skipped: readonly.md: the note is read-only" in result.stderr  # said, not hidden
+    assert "error: bad utf8 body.md: not valid UTF-8" in result.stderr
+    assert "changed since the last index" not in result.stderr  # notes refused stay refused
+    assert result.exit_code == 1  # a note that could not be written
     assert (corpus / "readonly.md").read_bytes() == before
     assert START in (corpus / "ok/note 0.md").read_text(encoding="utf-8")
     assert (corpus / "huge.md").stat().st_size > 50_000_000  # never touched

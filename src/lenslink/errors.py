@@ -13,6 +13,10 @@ class NoteError(LenslinkError):
     """A note cannot be read (vanished, unreadable, binary, too large)."""
 
 
+class ReadOnlyNote(NoteError):
+    """The note's file is read-only: lenslink leaves it alone (a skip, not a failure)."""
+
+
 class BlockError(LenslinkError):
     """A note's managed block is ambiguous or damaged, so it is never written over."""
 

@@ -241,7 +241,17 @@ def changed_since_index(root: Path, config: VaultConfig, store: Store,
     found = list(scan.paths)
     known = store.note_states(paths)
     todo, _ = _stat_changed(root, found, known, config_signature(config))
+    # a note refused (binary, too large, not written) and not modified since is no news
+    failed = store.failed_at()
+    todo = [rel for rel in todo if rel not in failed or _modified_after(root / rel, failed[rel])]
     return sorted(set(todo) | (set(known) - set(found)))
+
+
+def _modified_after(path: Path, when: float) -> bool:
+    try:
+        return path.stat().st_mtime > when
+    except OSError:
+        return True
 
 
 def _stat_changed(root: Path, todo: list[str], known: dict, signature: str) -> tuple[list[str], int]:

@@ -488,6 +488,10 @@ class Store:
     def failures(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT path, error FROM failures ORDER BY path"))
 
+    def failed_at(self) -> dict[str, float]:
+        """{path: when its failure was recorded} (Unix time)."""
+        return dict(self.db.execute("SELECT path, at FROM failures"))
+
     def clear_failures(self, keep: Iterable[str], among: Iterable[str] | None = None) -> None:
         """Forget the failures of notes not in `keep` (only those among `among`, if given)."""
         keep = set(keep)

@@ -21,7 +21,8 @@ from . import notes as notes_mod
 from . import snapshot
 from . import writeback
 from .embedders import get_embedder
-from .errors import BlockEdited, BlockError, ConfigError, EmbedderError, LenslinkError, NotEmbedded, NotFound, StoreError
+from .errors import (BlockEdited, BlockError, ConfigError, EmbedderError, LenslinkError, NotEmbedded,
+                     NotFound, ReadOnlyNote, StoreError)
 from .lenses import VaultConfig, load_config
 from .notes import Resolver
 from .rank import Related, VaultIndex
@@ -520,6 +521,8 @@ class Vault:
             if not dry_run:  # written, unchanged or removed: a refusal listed before is over
                 self.store.clear_failure(path)
             return WriteOutcome(path, result.status, result.diff)
+        except ReadOnlyNote as exc:  # the owner's choice, as `lenslink: false` is
+            return WriteOutcome(path, "skipped", str(exc).removeprefix(f"{path}: "))
         except BlockEdited as exc:
             if not dry_run:
                 self.store.record_failure(path, str(exc))  # shown by status

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import quote
 
 from lenslink.block import block_text, render_block, splice, split_lines
-from lenslink.errors import BlockError, NoteError, UnsafePathError, WriteConflict
+from lenslink.errors import BlockError, NoteError, ReadOnlyNote, UnsafePathError, WriteConflict
 from lenslink.faults import crash_point
 
 __all__ = [
@@ -199,7 +199,7 @@ def plan_write(root: Path, rel: str, block: str, guard=None) -> WritePlan | None
     except OSError as error:
         raise NoteError(f"{rel}: cannot read ({error.strerror or error})") from None
     if not info.st_mode & stat.S_IWUSR:
-        raise NoteError(f"{rel}: the note is read-only, so lenslink leaves it alone")
+        raise ReadOnlyNote(f"{rel}: the note is read-only, so lenslink leaves it alone")
     try:
         text = data.decode("utf-8")  # a BOM stays in the text as U+FEFF
     except UnicodeDecodeError:
