@@ -111,7 +111,10 @@ def test_index_with_db_option_and_rebuild(sample_vault, fake_embedder, tmp_path)
 def test_related_prints_scores_and_paths(indexed):
     result = run("related", indexed, "projects/Sourdough starter.md", "--lens", "topic")
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    header, *lines = result.stdout.splitlines()
+    from lenslink.cli import score_legend
+    assert header in {f"projects/Sourdough starter.md, lens 'topic': {score_legend(kind)}"
+                      for kind in ("probability", "percentile")}
     assert len(lines) == 5  # top_k of the topic lens
     for line in lines:
         match = re.fullmatch(r" *(\d+\.\d%|p\d\d?|max)  (.+?)( \(linked\))?", line)
@@ -132,7 +135,7 @@ def test_score_text(score, kind, text):
 def test_related_explain_is_readable(indexed):
     result = run("related", indexed, DAILY, "--lens", "daily", "--explain")
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    lines = result.stdout.splitlines()[1:]  # below the legend
     assert len(lines) == 9  # three notes, three lines each
     scores = [re.fullmatch(r" *(p\d\d?|max)  \S.*", line) for line in lines[::3]]
     assert all(scores), lines[::3]
@@ -144,7 +147,7 @@ def test_related_explain_is_readable(indexed):
 def test_related_accepts_a_title_and_top(indexed):
     by_title = run("related", indexed, "Sourdough starter", "--top", "2")
     by_path = run("related", indexed, "projects/Sourdough starter.md", "-n", "2")
-    assert by_title.exit_code == 0 and len(by_title.stdout.splitlines()) == 2
+    assert by_title.exit_code == 0 and len(by_title.stdout.splitlines()) == 3  # legend, 2 notes
     assert by_title.stdout == by_path.stdout
 
 
@@ -222,7 +225,7 @@ def test_write_and_related_read_notes_changed_since_the_last_index(tiny_vault, f
     (vault / "a.md").write_text("Python packaging: building wheels.\n", encoding="utf-8")
     result = run("related", vault, "a.md", "--embedder", "fake", "--top", "1")
     assert result.stderr == "read 1 changed note first\n"
-    assert result.stdout.split()[1] in ("c.md", "d.md")  # what it says now
+    assert result.stdout.splitlines()[1].split()[1] in ("c.md", "d.md")  # what it says now
     assert run("related", vault, "a.md", "--embedder", "fake").stderr == ""  # read once
     (vault / "a.md").write_text("Bread baking with rye flour.\n", encoding="utf-8")
     result = run("write", vault, "a.md", "--dry-run", "--embedder", "fake")
@@ -562,7 +565,7 @@ def test_a_lens_removed_renamed_or_added_after_a_ranking_was_saved(indexed, chan
     assert run("index", indexed, "--embedder", "fake").exit_code == 0
     related = run("related", indexed, note, "--lens", lens)
     assert related.exit_code == 0, related.output
-    assert len(related.stdout.splitlines()) == (5 if lens == "topic" else 3)  # top_k or fewer notes
+    assert len(related.stdout.splitlines()) == (5 if lens == "topic" else 3) + 1  # legend, top_k notes
     status = run("status", indexed, "--json")
     assert status.exit_code == 0, status.output
     assert [l["name"] for l in json.loads(status.stdout)["lenses"]] == lenses

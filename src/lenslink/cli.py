@@ -94,6 +94,13 @@ def score_text(score: float, kind: str) -> str:
     return "max" if score >= 1 else f"p{math.floor(score * 100 + 1e-9)}"
 
 
+def score_legend(kind: str) -> str:
+    """What `score_text`'s numbers mean, for the line above a list of them."""
+    if kind == "probability":
+        return "how likely you would link each note (calibrated on the vault's links)"
+    return "pNN: scores better than NN% of candidate pairs, max: the best (a percentile)"
+
+
 def vault_options(func):
     func = click.option("--precision", type=click.Choice(["int8", "fp32"]), expose_value=False,
                         callback=_set_precision, is_eager=True,
@@ -238,6 +245,8 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
         shown = textwrap.shorten(own[0], 240, placeholder="\u2026") if own else \
             "(not rewritten yet; run `lenslink index`)"
         click.echo(f"rewritten by {rewrite.model}: {shown}")
+    if results:
+        click.echo(f"{path}, lens {lens_name!r}: {score_legend(results[0].score_kind)}")
     for r in results:
         mark = " (linked)" if r.linked else ""
         click.echo(f"{score_text(r.score, r.score_kind):>6s}  {r.path}{mark}")
