@@ -675,6 +675,14 @@ def test_eval_with_nothing_to_hold_out_says_why(tiny_vault, fake_embedder, notes
     assert_one_line_error(result, message.format(root=vault.resolve()))
 
 
+def test_eval_holdout_zero_says_nothing_is_learned(tiny_vault, fake_embedder):
+    vault = tiny_vault({"A.md": "[[B]] and [[C]]\n", "B.md": "[[A]], [[C]]\n", "C.md": "Sea\n"})
+    result = run("eval", vault, "--embedder", "fake", "--holdout", "0")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == ("2 notes (every note with 2+ links, all made new at "
+                                             "once; nothing learned: --holdout 0), lens topic")
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_broken_config_is_one_line(sample_vault, command):
     (sample_vault / ".lenslink.toml").write_text("[lenses.topic\n")

@@ -92,6 +92,8 @@ def test_a_port_in_use_is_one_line_and_leaves_nothing_running(vault, serve_proce
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     port = taken.getsockname()[1]
+    db = config.default_db_path(vault.resolve())
+    assert not db.exists()  # a vault never indexed
     try:
         proc = serve_process(vault, "--port", str(port))
         assert proc.wait_exit() == 1
@@ -99,7 +101,8 @@ def test_a_port_in_use_is_one_line_and_leaves_nothing_running(vault, serve_proce
         taken.close()
     assert proc.stderr == (f"Error: port {port} on 127.0.0.1 is already in use (by another "
                            "lenslink daemon or another program); pick another with --port N\n")
-    lock = VaultLock(config.default_db_path(vault.resolve()))
+    assert sorted(db.parent.glob(db.name + "*")) == []  # the failed start left no files
+    lock = VaultLock(db)
     lock.acquire()  # the vault is free for a daemon on another port
     lock.release()
     lock.release()

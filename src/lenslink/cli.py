@@ -486,7 +486,11 @@ def eval_command(vault, db, embedder, lens, holdout, seed, keep_text, out, as_js
     if as_json:
         click.echo(json.dumps(results, indent=1))
     else:
-        click.echo(f"{results['notes']} held-out notes, lens {results['lens']}")
+        if holdout:
+            click.echo(f"{results['notes']} held-out notes, lens {results['lens']}")
+        else:  # the shared protocol's --holdout 0: no split, nothing learned
+            click.echo(f"{results['notes']} notes (every note with 2+ links, all made new at once; "
+                       f"nothing learned: --holdout 0), lens {results['lens']}")
         click.echo(fmt_table(results["methods"]))
 
 

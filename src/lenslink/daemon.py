@@ -624,6 +624,8 @@ def serve(vault, *, db=None, embedder=None, host: str = "127.0.0.1", port: int =
 
     from .server import ApiServer
 
+    db_path = paths.db_path(paths.vault_root(vault), db)
+    made = [f for f in (db_path, VaultLock(db_path).path) if not f.exists()]  # by this start
     service = Service(vault, db=db, embedder=embedder, write_policy=write_policy,
                       quiet=quiet, debounce=debounce)
     lock = VaultLock(service.vault.db_path)
@@ -634,7 +636,13 @@ def serve(vault, *, db=None, embedder=None, host: str = "127.0.0.1", port: int =
     except BaseException:
         service.reader.close()
         service.vault.close()
+        ours = lock.handle is not None
         lock.release()
+        if ours:  # a start that failed leaves no files of its own (an empty database)
+            for f in made:
+                for extra in ("", "-wal", "-shm"):
+                    with contextlib.suppress(OSError):
+                        Path(str(f) + extra).unlink()
         raise
     stopping = threading.Event()
 
