@@ -516,6 +516,10 @@ def test_lenses_output(sample_vault):
     assert daily["source"] == {"daily": True}
     assert daily["candidates"] == {"daily": False, "exclude_globs": ["people/**"]}
     assert daily["top_k"] == 3
+    (sample_vault / ".lenslink.toml").write_text('[lenses.topic]\n[lenses.cities]\nprefix = "City: "\n')
+    assert run("lenses", sample_vault).stdout.splitlines()[1:] == [  # no descriptions: what they embed
+        '  topic        (no description) template "{prefix}{title}\\n{body}"',
+        '  cities       (no description) template "{prefix}{title}\\n{body}", prefix "City: "']
 
 
 def test_lenses_without_config_are_the_defaults(tiny_vault):

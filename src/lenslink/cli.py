@@ -336,7 +336,10 @@ def lenses(vault, db, embedder, as_json):
         return
     click.echo(f"lenses from {source}:")
     for lens in found:
-        click.echo(f"  {lens['name']:12s} {lens['description']}")
+        about = lens["description"] or "(no description) template " + json.dumps(
+            lens["template"], ensure_ascii=False) + (f", prefix {json.dumps(lens['prefix'])}"
+                                                     if lens["prefix"] else "")
+        click.echo(f"  {lens['name']:12s} {about}")
 
 
 @main.command()
