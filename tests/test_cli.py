@@ -157,8 +157,8 @@ def test_related_says_why_a_note_has_none(indexed):
     assert opted.stdout == f"no related notes for {OPTED_OUT} under lens 'topic': it opts out " \
                            "(lenslink: false)\n"
     daily = run("related", indexed, "cities/Oslo.md", "--lens", "daily")
-    assert daily.stdout == "no related notes for cities/Oslo.md under lens 'daily': lens " \
-                           "'daily' does not apply to it\n"
+    assert daily.stdout == "no related notes for cities/Oslo.md under lens 'daily': the lens " \
+                           "does not apply to it (its `source` filter)\n"
 
 
 def test_an_excluded_note_is_named_as_such(indexed, tmp_path):
@@ -242,6 +242,57 @@ def test_write_and_related_read_notes_changed_since_the_last_index(tiny_vault, f
     assert START in (vault / "f.md").read_text(encoding="utf-8")
 
 
+def test_a_new_note_named_by_its_path_is_read_not_a_look_alike(tiny_vault, fake_embedder):
+    vault = tiny_vault({"z/a/b.md": "Rye bread.\n", "c.md": "Bread and rye.\n"})
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    (vault / "a").mkdir()
+    (vault / "a/b.md").write_text("Sourdough rye bread.\n", encoding="utf-8")
+    result = run("write", vault, "a/b.md", "--embedder", "fake")
+    assert result.stdout == "1 written\n", result.output
+    assert START in (vault / "a/b.md").read_text(encoding="utf-8")
+    assert START not in (vault / "z/a/b.md").read_text(encoding="utf-8")
+
+
+def test_catching_up_is_a_warning_when_it_cannot_be_done(tiny_vault, fake_embedder):
+    """An embedder that fails, or an index whose last run did not finish (catching up one
+    note would then be the whole vault's work): the command goes on with the index."""
+    from lenslink.errors import EmbedderError
+    vault = tiny_vault({"a.md": "Bread baking.\n", "b.md": "Rye bread.\n", "c.md": "Python.\n"})
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    (vault / "a.md").write_text("Bread baking, edited.\n", encoding="utf-8")
+    fake_embedder.fail_on_call, fake_embedder.fail_with = fake_embedder.calls + 1, EmbedderError
+    result = run("related", vault, "b.md", "--embedder", "fake")  # b is unchanged: no catch-up
+    assert result.exit_code == 0 and result.stderr == ""
+    result = run("related", vault, "a.md", "--embedder", "fake")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("warning: notes changed since the last index are ranked as they "
+                                    "were: ")
+    fake_embedder.fail_on_call = None
+    conn = sqlite3.connect(default_db_path(vault.resolve()))
+    with conn:  # as a `lenslink index` killed half way leaves it
+        conn.execute("UPDATE meta SET value = '' WHERE key = 'sync_finished'")
+    conn.close()
+    (vault / "a.md").write_text("Bread baking, edited again.\n", encoding="utf-8")
+    embedded = len(fake_embedder.texts)
+    result = run("related", vault, "a.md", "--embedder", "fake")
+    assert result.exit_code == 0, result.output
+    assert "the last index did not finish (texts wait for vectors or rewrites); run `lenslink " \
+        f"index {vault.resolve()}`" in result.stderr
+    assert len(fake_embedder.texts) == embedded
+
+
+def test_a_note_refused_for_its_block_and_replaced_with_an_older_time_is_read(tiny_vault,
+                                                                               fake_embedder):
+    vault = tiny_vault({"a.md": "Bread baking.\n", "b.md": "Rye bread.\n"})
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    (vault / "a.md").write_text(f"Bread baking.\n{START}\n", encoding="utf-8")  # damaged
+    assert run("write", vault, "a.md", "--embedder", "fake").exit_code == 1  # recorded
+    (vault / "a.md").write_text("Sourdough and rye.\n", encoding="utf-8")
+    os.utime(vault / "a.md", (1_000_000_000, 1_000_000_000))  # as `cp -p` keeps a time
+    result = run("related", vault, "a.md", "--embedder", "fake")
+    assert result.stderr == "read 1 changed note first\n", result.output
+
+
 def test_a_changed_note_is_not_read_with_another_embedder_than_the_index_has(tiny_vault,
                                                                               fake_embedder):
     vault = tiny_vault({"a.md": "Bread baking.\n", "b.md": "Rye bread.\n"})
@@ -249,7 +300,7 @@ def test_a_changed_note_is_not_read_with_another_embedder_than_the_index_has(tin
     (vault / "a.md").write_text("Bread baking, edited.\n", encoding="utf-8")
     result = run("related", vault, "a.md")  # .lenslink.toml's embedder: minilm
     assert result.exit_code == 0, result.output
-    assert result.stderr.startswith("warning: notes changed since the last index and are ranked as "
+    assert result.stderr.startswith("warning: notes changed since the last index are ranked as "
                                     "they were: the index was built with another embedder (fake")
     assert fake_embedder.texts.count("a\nBread baking, edited.") == 0
 

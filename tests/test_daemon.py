@@ -316,7 +316,7 @@ def test_a_changed_config_is_applied_without_a_restart_and_a_broken_one_is_repor
     assert titles["lens"] == "titles" and titles["related"]
     assert "music-2" in fake_embedder.texts  # the new lens's text was embedded
     none = daemon.api.ok("GET", "/v1/related?path=bread-0.md&lens=titles")
-    assert none["related"] == [] and none["why_none"] == "lens 'titles' does not apply to it"
+    assert none["related"] == [] and none["why_none"] == "the lens does not apply to it (its `source` filter)"
     assert titles["why_none"] is None
 
     config.write_text("[lenses.topic\n", encoding="utf-8")  # a typo: reported, nothing changes

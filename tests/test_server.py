@@ -23,6 +23,7 @@ from lenslink.cli import main
 from lenslink.daemon import VaultLock, load_token, token_path
 from lenslink.errors import ConfigError
 from lenslink.server import MAX_BODY, OBSIDIAN_ORIGIN, ROUTES, ApiServer
+from lenslink.store import Store
 
 # (method, path, body) of every endpoint that needs the token
 PROTECTED = [
@@ -97,11 +98,17 @@ def test_a_port_in_use_is_one_line_and_leaves_nothing_running(vault, serve_proce
     try:
         proc = serve_process(vault, "--port", str(port))
         assert proc.wait_exit() == 1
+        assert not db.exists()  # the failed start left no database of its own
+        assert CliRunner().invoke(main, ["index", str(vault), "--embedder", "fake"]).exit_code == 0
+        again = serve_process(vault, "--port", str(port))
+        assert again.wait_exit() == 1
     finally:
         taken.close()
     assert proc.stderr == (f"Error: port {port} on 127.0.0.1 is already in use (by another "
                            "lenslink daemon or another program); pick another with --port N\n")
-    assert sorted(db.parent.glob(db.name + "*")) == []  # the failed start left no files
+    store = Store.open(db)  # an index that was there is kept
+    assert store.note_count() > 0
+    store.close()
     lock = VaultLock(db)
     lock.acquire()  # the vault is free for a daemon on another port
     lock.release()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -318,9 +319,14 @@ def test_temp_files_of_a_killed_write_are_removed_by_the_next_full_sync(tiny_vau
     (root / ".a.md.x1y2.lenslink.tmp").write_text("half")
     (root / "sub/.b.md.zz.lenslink.tmp").write_text("half")
     (root / ".keep.md.tmp").write_text("not ours")
+    (root / ".a.md.now.lenslink.tmp").write_text("another process's write, under way")
+    old = time.time() - 120
+    for name in (".a.md.x1y2.lenslink.tmp", "sub/.b.md.zz.lenslink.tmp", ".keep.md.tmp"):
+        os.utime(root / name, (old, old))
     with Vault(root, db=tmp_path / "i.db", embedder="fake") as vault:
         report = vault.index()
-    assert sorted(p.name for p in root.rglob("*") if p.is_file()) == [".keep.md.tmp", "a.md", "b.md"]
+    assert sorted(p.name for p in root.rglob("*") if p.is_file()) == \
+        [".a.md.now.lenslink.tmp", ".keep.md.tmp", "a.md", "b.md"]
     assert sum("temp file left by an interrupted write" in m for _, m in report.problems) == 2
 
 

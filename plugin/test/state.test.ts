@@ -138,11 +138,11 @@ describe("whyNone", () => {
 		const out = "it opts out (lenslink: false)";
 		assert.equal(whyNone([{ lens: "topic", items: [] }]), undefined);
 		assert.equal(whyNone([{ lens: "topic", items: [], whyNone: out }, { lens: "daily", items: [], whyNone: out }]), out);
-		assert.equal(whyNone([{ lens: "topic", items: [] }, { lens: "daily", items: [], whyNone: "lens 'daily' does not apply to it" }]),
-			"daily: lens 'daily' does not apply to it");
+		const notHere = "the lens does not apply to it (its `source` filter)";
+		assert.equal(whyNone([{ lens: "topic", items: [] }, { lens: "daily", items: [], whyNone: notHere }]), `daily: ${notHere}`);
 		assert.equal(whyNone([{ lens: "topic", items: [], whyNone: "its text is not embedded yet" },
-			{ lens: "daily", items: [], whyNone: "lens 'daily' does not apply to it" }]),
-			"topic: its text is not embedded yet; daily: lens 'daily' does not apply to it");
+			{ lens: "daily", items: [], whyNone: notHere }]),
+			`topic: its text is not embedded yet; daily: ${notHere}`);
 	});
 
 	it("puts the reason into the empty state, only when there is one", async () => {

@@ -71,18 +71,23 @@ def warn_if_config_changed(v: Vault) -> None:
 
 def catch_up(v: Vault, notes: list[str] | None) -> None:
     """Read the notes a command is about (every note: None) where they changed since the
-    last index, unless a daemon serves the vault (it reads them as they change)."""
-    if client.find(v.db_path) is not None:
+    last index, unless a daemon serves the vault (it reads them as they change). A sync
+    that fails is a warning: the command goes on with the index as it is."""
+    if client.find(v.db_path) is not None or client.starting(v.db_path):
         return
     bars = ProgressBars()
     try:
-        read, left = v.catch_up(notes, progress=bars if notes is None else None)
+        read, left, problems = v.catch_up(notes, progress=bars if notes is None else None)
+    except LenslinkError as exc:
+        read, left, problems = 0, f"{exc}; see `lenslink status {v.root}`", []
     finally:
         bars.close()
+    for path, problem in problems:
+        click.echo(f"warning: {path + ': ' if path else ''}{problem}", err=True)
     if read:
         click.echo(f"read {read} changed {plural(read, 'note')} first", err=True)
     if left:
-        click.echo(f"warning: notes changed since the last index and are ranked as they were: {left}",
+        click.echo(f"warning: notes changed since the last index are ranked as they were: {left}",
                    err=True)
 
 
@@ -336,9 +341,9 @@ def lenses(vault, db, embedder, as_json):
         return
     click.echo(f"lenses from {source}:")
     for lens in found:
-        about = lens["description"] or "(no description) template " + json.dumps(
-            lens["template"], ensure_ascii=False) + (f", prefix {json.dumps(lens['prefix'])}"
-                                                     if lens["prefix"] else "")
+        shown = functools.partial(json.dumps, ensure_ascii=False)
+        about = lens["description"] or f"(no description) template {shown(lens['template'])}" + (
+            f", prefix {shown(lens['prefix'])}" if lens["prefix"] else "")
         click.echo(f"  {lens['name']:12s} {about}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -41,6 +42,26 @@ def find(db_path: Path) -> tuple[str, int, str] | None:
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
     return host, where["port"], where["instance"]
+
+
+def starting(db_path: Path, within: float = 60.0) -> bool:
+    """Whether a daemon took this database's lock in the last `within` seconds and has
+    not announced where it serves yet (its lock file holds only its live pid)."""
+    lock = db_path.with_suffix(db_path.suffix + ".lock")
+    try:
+        text, age = lock.read_text(encoding="utf-8").strip(), time.time() - lock.stat().st_mtime
+        pid = int(text)
+    except (OSError, ValueError):
+        return False
+    if age > within:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _get(host: str, port: int, path: str, token: str | None = None):

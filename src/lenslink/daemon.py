@@ -624,8 +624,7 @@ def serve(vault, *, db=None, embedder=None, host: str = "127.0.0.1", port: int =
 
     from .server import ApiServer
 
-    db_path = paths.db_path(paths.vault_root(vault), db)
-    made = [f for f in (db_path, VaultLock(db_path).path) if not f.exists()]  # by this start
+    new_db = not paths.db_path(paths.vault_root(vault), db).exists()
     service = Service(vault, db=db, embedder=embedder, write_policy=write_policy,
                       quiet=quiet, debounce=debounce)
     lock = VaultLock(service.vault.db_path)
@@ -634,15 +633,16 @@ def serve(vault, *, db=None, embedder=None, host: str = "127.0.0.1", port: int =
         service.vault.embedder  # an unknown or unavailable embedder: refused now, not retried
         server = ApiServer(service, host, port, load_token(), allow_remote=allow_remote)
     except BaseException:
+        # a failed start leaves no database of its own: one it made that is still empty
+        # (not one a `lenslink index` began meanwhile)
+        empty = new_db and lock.handle is not None and service.vault.store.is_empty()
         service.reader.close()
         service.vault.close()
-        ours = lock.handle is not None
+        if empty:
+            for extra in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    Path(str(service.vault.db_path) + extra).unlink()
         lock.release()
-        if ours:  # a start that failed leaves no files of its own (an empty database)
-            for f in made:
-                for extra in ("", "-wal", "-shm"):
-                    with contextlib.suppress(OSError):
-                        Path(str(f) + extra).unlink()
         raise
     stopping = threading.Event()
 

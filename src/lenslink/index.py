@@ -241,9 +241,11 @@ def changed_since_index(root: Path, config: VaultConfig, store: Store,
     found = list(scan.paths)
     known = store.note_states(paths)
     todo, _ = _stat_changed(root, found, known, config_signature(config))
-    # a note refused (binary, too large, not written) and not modified since is no news
+    # a note the index refused (binary, too large: not stored) and not modified since is
+    # no news; a stored note whose size or time differ always is
     failed = store.failed_at()
-    todo = [rel for rel in todo if rel not in failed or _modified_after(root / rel, failed[rel])]
+    todo = [rel for rel in todo if rel in known or rel not in failed
+            or _modified_after(root / rel, failed[rel])]
     return sorted(set(todo) | (set(known) - set(found)))
 
 

@@ -472,6 +472,10 @@ class Store:
             "SELECT path, problems FROM notes WHERE problems != '[]' ORDER BY path")}
         return count, opted_out, problems
 
+    def is_empty(self) -> bool:
+        """No note and no index settings stored (a database just made)."""
+        return self.note_count() == 0 and self.get_meta("embedder") is None
+
     def note_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM notes").fetchone()[0]
 
@@ -775,12 +779,13 @@ class Store:
         but those a config change retired (`retire`): they are kept as their vectors are,
         so going back to that config asks the chat model nothing."""
         with self._write():
-            retired = {r[0] for r in self.db.execute("SELECT DISTINCT text_hash FROM retired")}
             unused = self.db.execute(
                 "SELECT model, prompt_hash, text_hash, rewritten FROM rewrites WHERE rewritten"
                 " NOT IN (SELECT text FROM chunks WHERE original IS NOT NULL)").fetchall()
-            gone = [r[:3] for r in unused
-                    if hashlib.sha256(r[3].encode("utf-8")).hexdigest() not in retired]
+            hashes = [hashlib.sha256(r[3].encode("utf-8")).hexdigest() for r in unused]
+            kept = {r[0] for r in _select_in(self.db, "SELECT text_hash FROM retired WHERE text_hash IN",
+                                            hashes)} if hashes else set()
+            gone = [r[:3] for r, h in zip(unused, hashes) if h not in kept]
             self.db.conn.executemany("DELETE FROM rewrites WHERE model=? AND prompt_hash=?"
                                      " AND text_hash=?", gone)
         return len(gone)

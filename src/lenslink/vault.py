@@ -243,38 +243,50 @@ class Vault:
             raise NotFound(f"{note!r} names {len(found)} notes: {', '.join(found)}; give the path")
         return found[0]
 
-    def catch_up(self, notes: list[str] | None = None, progress=None) -> tuple[int, str | None]:
+    def catch_up(self, notes: list[str] | None = None, progress=None
+                 ) -> tuple[int, str | None, list[tuple[str, str]]]:
         """Read these notes (every note: None) where they changed since the last index, so
         that a command about them ranks and writes what they say now (a daemon does this
-        as files change). A note given by a path the index does not know yet (new) is read
-        too; names that match nothing are left for `resolve_note` to report. Returns (notes
-        read or removed, why changed notes were left as indexed: None when none were)."""
+        as files change). A path to a note file the index does not know yet (new) is read
+        too; names that match nothing are left for `resolve_note` to report. Only an index
+        whose last sync finished complete is caught up (else the work would be the whole
+        vault's). Returns (notes read or removed, why changed notes were left as indexed,
+        or None, the sync's problems); an embedder or rewrite failure raises as `index`'s."""
+        if not self.store.get_meta("embedder"):
+            return 0, None, []  # never indexed: the command says so
         paths = None
         if notes is not None:
             paths = set()
+            known = self.store.note_paths()
             for note in notes:
+                rel = self._inside(note).replace("\\", "/")
+                rel = rel if rel.lower().endswith(".md") else rel + ".md"
+                if rel not in known and ".." not in rel.split("/") \
+                        and notes_mod.is_note_path(rel, self.config.exclude) and (self.root / rel).is_file():
+                    paths.add(rel)  # a new note named by its path (not a look-alike's suffix)
+                    continue
                 try:
                     paths.add(self.resolve_note(note))
                 except NotFound:
-                    rel = self._inside(note).replace("\\", "/")
-                    rel = rel if rel.lower().endswith(".md") else rel + ".md"
-                    if ".." not in rel.split("/") and notes_mod.is_note_path(rel, self.config.exclude):
-                        paths.add(rel)
+                    pass
             if not paths:
-                return 0, None
+                return 0, None, []
         changed = index_mod.changed_since_index(self.root, self.config, self.store,
                                                 None if paths is None else sorted(paths))
         if not changed:
-            return 0, None
+            return 0, None, []
         if index_mod.config_outdated(self.store, self.config):
-            return 0, None  # the whole index is behind: `warn_if_config_changed` says so
+            return 0, None, []  # the whole index is behind: `warn_if_config_changed` says so
+        fix = f"run `lenslink index {self.root}`"
+        if self.store.get_meta("sync_finished") == "" or not index_mod.recorded_state(self.store, self.config)[1]:
+            return 0, f"the last index did not finish (texts wait for vectors or rewrites); {fix}", []
         indexed = self._indexed_embedder()
         if self.embedder.id != indexed:
             return 0, (f"the index was built with another embedder ({indexed}) than "
-                       f".lenslink.toml's; run `lenslink index` with --embedder set as it was")
+                       f".lenslink.toml's; run `lenslink index` with --embedder set as it was"), []
+        self._index = None  # ranked again from the store, whatever the sync did
         report = self.index(paths=changed if paths is not None else None, progress=progress)
-        self._index = None  # ranked again from the store
-        return report.parsed + report.deleted, None
+        return report.parsed + report.deleted, None, list(report.problems)
 
     def _not_indexed_because(self, note: str) -> str:
         """Why a path is not in the index, for messages: by its name alone (hidden, or
@@ -442,7 +454,7 @@ class Vault:
         if chosen.name in self._unembedded([path], store).get(path, []):
             return f"its text is not embedded yet ({self._embedding_failed()})"
         if not chosen.source.matches(index_mod.note_meta(row)):
-            return f"lens {chosen.name!r} does not apply to it"
+            return "the lens does not apply to it (its `source` filter)"
         return None
 
     def _waiting_detail(self, lenses: list[str]) -> str:

@@ -19,6 +19,7 @@ import posixpath
 import re
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -285,13 +286,19 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), b)
 
 
+STALE_TEMP_S = 60.0  # a write holds its temp file for milliseconds
+
+
 def remove_stale_temp_files(root: Path, found: Iterable[str]) -> list[Path]:
     """Delete temp files a killed lenslink left beside notes (`.<name>.*.lenslink.tmp`),
-    as the vault scan `found` them (vault-relative; `scan_vault(hidden_suffix=...)`)."""
+    as the vault scan `found` them (vault-relative; `scan_vault(hidden_suffix=...)`);
+    not one younger than STALE_TEMP_S: another lenslink process may be writing it."""
     removed = []
     for rel in found:
         path = Path(root) / rel
         try:
+            if time.time() - path.stat().st_mtime < STALE_TEMP_S:
+                continue
             path.unlink()
             removed.append(path)
         except OSError:
