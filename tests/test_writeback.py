@@ -319,15 +319,16 @@ def test_temp_files_of_a_killed_write_are_removed_by_the_next_full_sync(tiny_vau
     (root / ".a.md.x1y2.lenslink.tmp").write_text("half")
     (root / "sub/.b.md.zz.lenslink.tmp").write_text("half")
     (root / ".keep.md.tmp").write_text("not ours")
-    (root / ".a.md.now.lenslink.tmp").write_text("another process's write, under way")
+    (root / f".a.md.{os.getppid()}-now.lenslink.tmp").write_text("a running process's write")
+    (root / ".a.md.999999999-dead.lenslink.tmp").write_text("a killed process's")
     old = time.time() - 120
-    for name in (".a.md.x1y2.lenslink.tmp", "sub/.b.md.zz.lenslink.tmp", ".keep.md.tmp"):
-        os.utime(root / name, (old, old))
+    (root / f".a.md.{os.getppid()}-old.lenslink.tmp").write_text("a running one's, long ago")
+    os.utime(root / f".a.md.{os.getppid()}-old.lenslink.tmp", (old, old))
     with Vault(root, db=tmp_path / "i.db", embedder="fake") as vault:
         report = vault.index()
     assert sorted(p.name for p in root.rglob("*") if p.is_file()) == \
-        [".a.md.now.lenslink.tmp", ".keep.md.tmp", "a.md", "b.md"]
-    assert sum("temp file left by an interrupted write" in m for _, m in report.problems) == 2
+        [f".a.md.{os.getppid()}-now.lenslink.tmp", ".keep.md.tmp", "a.md", "b.md"]
+    assert sum("temp file left by an interrupted write" in m for _, m in report.problems) == 4
 
 
 def test_disk_full_while_writing_leaves_the_note_and_no_temp_file(tmp_path, monkeypatch):

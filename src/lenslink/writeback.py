@@ -230,7 +230,8 @@ def apply(plan: WritePlan) -> None:
     """
     folder, name = plan.path.parent, plan.path.name
     try:
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=TEMP_SUFFIX)
+        # the writer's pid in the name: a temp file of a process still running is its own
+        handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.{os.getpid()}-", suffix=TEMP_SUFFIX)
     except OSError as error:
         raise NoteError(f"{plan.rel}: cannot write ({error.strerror or error})") from None
     swapped = False  # once swapped in, `temp` holds what was displaced: never delete that
@@ -287,23 +288,38 @@ def _exchange(a: str, b: str) -> bool:
 
 
 STALE_TEMP_S = 60.0  # a write holds its temp file for milliseconds
+_WRITER = re.compile(r"\.(\d+)-[^.]*" + re.escape(TEMP_SUFFIX) + "$")
 
 
 def remove_stale_temp_files(root: Path, found: Iterable[str]) -> list[Path]:
-    """Delete temp files a killed lenslink left beside notes (`.<name>.*.lenslink.tmp`),
-    as the vault scan `found` them (vault-relative; `scan_vault(hidden_suffix=...)`);
-    not one younger than STALE_TEMP_S: another lenslink process may be writing it."""
+    """Delete temp files a killed lenslink left beside notes (`.<name>.<pid>-*.lenslink.tmp`),
+    as the vault scan `found` them (vault-relative; `scan_vault(hidden_suffix=...)`); not
+    one of another process still running that is younger than STALE_TEMP_S (being written)."""
     removed = []
     for rel in found:
         path = Path(root) / rel
         try:
-            if time.time() - path.stat().st_mtime < STALE_TEMP_S:
+            if _writer_alive(path.name) and time.time() - path.stat().st_mtime < STALE_TEMP_S:
                 continue
             path.unlink()
             removed.append(path)
         except OSError:
             pass
     return removed
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the temp file `name` was made by another process that is still running."""
+    found = _WRITER.search(name)
+    if found is None or int(found[1]) == os.getpid():
+        return False
+    try:
+        os.kill(int(found[1]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _fsync_folder(folder: Path) -> None:
