@@ -272,6 +272,7 @@ def test_a_daemon_on_an_empty_vault_is_ready_and_indexes_the_first_notes(tmp_pat
                                                                          start_daemon):
     empty = tmp_path / "empty"
     empty.mkdir()
+    (empty / ".lenslink.toml").write_text("[lenses.topic]\nmin_score = 0\n", encoding="utf-8")
     daemon = start_daemon(empty)
     assert (daemon.state.phase, daemon.state.last_error) == ("ready", None)
     assert daemon.api.ok("GET", "/v1/status")["notes"] == 0
@@ -593,6 +594,8 @@ def test_training_runs_beside_edits_and_its_rankers_are_swapped_in(tmp_path, fak
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(learn, "train", slow_train)
+    # scores are not the point here (this toy's links are not in its notes' words)
+    (root / ".lenslink.toml").write_text("[lenses.topic]\nmin_score = 0\n", encoding="utf-8")
     daemon = start_daemon(root, quiet=0.1)
     wait_for(lambda: daemon.state.training, message="training to start")
     # training holds nothing up: an edit is indexed and ranked meanwhile

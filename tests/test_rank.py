@@ -144,7 +144,7 @@ def test_centred_cosine_from_raw_vectors_equals_cosine_of_the_centred_vectors(op
 def test_related_never_includes_the_note_itself(open_vault):
     vault = open_vault(cluster_notes())
     for note in vault.ranking().lens_notes("topic"):
-        found = vault.related(note, "topic", top=100)
+        found = vault.related(note, "topic", top=100, min_score=0.0)
         assert note not in paths(found)
         assert len(found) == 29
 
@@ -170,7 +170,7 @@ def test_daily_lens_never_suggests_daily_notes_though_they_are_the_most_similar(
 
 
 def test_top_k_from_the_lens_and_from_the_call(open_vault):
-    config = '[lenses.topic]\ntop_k = 4\n[lenses.wide]\ntop_k = 7\n'
+    config = '[lenses.topic]\ntop_k = 4\nmin_score = 0\n[lenses.wide]\ntop_k = 7\nmin_score = 0\n'
     vault = open_vault(cluster_notes(), config=config)
     note = "garden/garden 0.md"
     assert len(vault.related(note, "topic")) == 4
@@ -179,16 +179,21 @@ def test_top_k_from_the_lens_and_from_the_call(open_vault):
     assert paths(vault.related(note, "topic", top=2)) == paths(vault.related(note, "topic"))[:2]
 
 
-def test_min_score_drops_weak_suggestions(open_vault):
-    config = '[lenses.all]\ntop_k = 29\n[lenses.strict]\ntop_k = 29\nmin_score = 0.5\n'
-    vault = open_vault(cluster_notes(linked=False), config=config)
+@pytest.mark.parametrize("linked", [False, True], ids=["percentile", "probability"])
+def test_min_score_drops_weak_suggestions(open_vault, linked):
+    config = ('[lenses.all]\ntop_k = 29\nmin_score = 0\n[lenses.strict]\ntop_k = 29\nmin_score = 0.5\n'
+              '[lenses.default]\ntop_k = 29\n')
+    vault = open_vault(cluster_notes(linked=linked), config=config)
     note = "money/money 0.md"
     everything = vault.related(note, "all")
     strict = vault.related(note, "strict")
     assert len(everything) == 29
+    assert {r.score_kind for r in everything} == {"probability" if linked else "percentile"}
     assert 0 < len(strict) < 29
     assert all(r.score >= 0.5 for r in strict)
     assert paths(strict) == [r.path for r in everything if r.score >= 0.5]
+    # by default, what would be linked 1 time in 20 or less is left out
+    assert paths(vault.related(note, "default")) == [r.path for r in everything if r.score >= 0.05]
 
 
 def test_ties_are_broken_by_path_also_at_the_cut(open_vault, monkeypatch):

@@ -80,7 +80,7 @@ def test_added_and_deleted_notes_appear_and_vanish_everywhere(opened):
     # an identical copy is the best match both ways
     assert paths(after.related("baking/baking 0.md", "topic", 1)) == ["baking/baking new.md"]
     assert paths(after.related("baking/baking new.md", "topic", 1)) == ["baking/baking 0.md"]
-    assert len(after.related("baking/baking new.md", "topic", 100)) == 29
+    assert len(after.related("baking/baking new.md", "topic", 100, min_score=0.0)) == 29
     # the previous snapshot, still in use by a reader, is as it was
     assert "baking/baking new.md" not in before.row
     assert "money/money 0.md" in paths(before.related("money/money 1.md", "topic", 100))
@@ -255,10 +255,10 @@ def test_learned_ranker_ranks_a_new_note_after_an_update(tiny_vault, tmp_path, f
         (root / "garden/garden new.md").write_text(text + "\n", encoding="utf-8")
         after = vault.refresh(sync(vault, "garden/garden new.md"))
         assert after.patched == 1 and after.views["topic"].model is not None
-        found = after.related("garden/garden new.md", "topic", 5)
+        found = after.related("garden/garden new.md", "topic", 5, min_score=0.0)
         assert found and {p.split("/")[0] for p in paths(found)} == {"garden"}
         assert found[0].score_kind == "probability"
-        assert "garden/garden new.md" in paths(after.related("garden/garden 2.md", "topic", 5))
+        assert "garden/garden new.md" in paths(after.related("garden/garden 2.md", "topic", 5, min_score=0.0))
 
 
 def test_training_leaves_the_snapshot_and_its_rankers_load_beside_it(tiny_vault, tmp_path, fake_embedder):
@@ -623,8 +623,9 @@ def test_a_note_joins_a_lens_that_was_empty_at_the_full_load(tiny_vault, tmp_pat
         for note in ("garden/garden 0.md", "travel/travel 1.md"):
             # (its centring mean stays that of the full load, as documented: the order is
             # the full load's, the numbers need not be)
-            got = [r.path for r in after.related(note, "project")]
-            assert got == ["projects/alpha.md"] == [r.path for r in reference.related(note, "project")]
+            got = [r.path for r in after.related(note, "project", min_score=0.0)]
+            assert got == ["projects/alpha.md"] == \
+                [r.path for r in reference.related(note, "project", min_score=0.0)]
 
 
 def test_reader_borrows_read_only_connections_and_keeps_working_after_close(tmp_path):

@@ -197,11 +197,13 @@ def index(vault, db, embedder, rebuild, verify):
 @click.argument("note", required=False)
 @click.option("--lens", "-l", metavar="LENS", help="Lens to rank with (default: the first).")
 @click.option("--top", "-n", type=click.IntRange(1, 1000), help="How many notes (default: the lens's top_k).")
+@click.option("--min-score", type=click.FloatRange(0, 1), metavar="S",
+              help="Leave out notes scored below S (default: the lens's min_score; 0 keeps all).")
 @click.option("--all", "all_notes", is_flag=True, help="Every note the lens applies to.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--explain", is_flag=True, help="Show why: lens, strongest signals, matched passage.")
 @handle_errors
-def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
+def related(vault, db, embedder, note, lens, top, min_score, all_notes, as_json, explain):
     """Show the notes related to NOTE (a path or a title; a title several notes share
     is an error that lists their paths).
 
@@ -219,7 +221,7 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
         chosen = chosen_embedder(v, embedder)
         catch_up(v, None if all_notes else [note])
         if all_notes:
-            found = v.related_all(lens, top)
+            found = v.related_all(lens, top, min_score or 0.0)
             if as_json:
                 click.echo(json.dumps({p: [r.path for r in rs] for p, rs in found.items()},
                                       ensure_ascii=False, indent=1))
@@ -233,9 +235,11 @@ def related(vault, db, embedder, note, lens, top, all_notes, as_json, explain):
         path = v.resolve_note(note)
         # A daemon serving this vault answers at once; loading the ranking takes seconds
         # on a large vault. Not when the embedder was chosen here: the daemon's may differ.
-        results = None if chosen else client.related(v.db_path, v.config, path, lens, top)
+        # a daemon ranks with the lens's min_score
+        results = None if chosen or min_score is not None else \
+            client.related(v.db_path, v.config, path, lens, top)
         if results is None:
-            results = v.related(path, lens, top)
+            results = v.related(path, lens, top, min_score)
         lens_name, rewrite = v.config.lens(lens).name, v.config.lens(lens).rewrite
         own = v.rewrites(path, lens) if explain else []
         why = v.unranked_reason(path, lens) if not results and not as_json else None

@@ -22,6 +22,10 @@ else:  # pragma: no cover
 
 CONFIG_NAME = ".lenslink.toml"
 DEFAULT_TEMPLATE = "{prefix}{title}\n{body}"
+# A suggestion's calibrated score must reach this: a lens with a probability (trained, or
+# calibrated on the vault's links) leaves out notes you would link 1 time in 20 or less;
+# an untrained lens's percentile scores of its top notes are far above it.
+DEFAULT_MIN_SCORE = 0.05
 # all-MiniLM-L6-v2 reads 256 word pieces; ~1.3 pieces a word leaves room for title+prefix.
 CHUNK_WORDS = 160
 MAX_CHUNKS = 32
@@ -155,7 +159,7 @@ class Lens:
     source: NoteFilter = NoteFilter()
     candidates: NoteFilter = NoteFilter()
     top_k: int = 5
-    min_score: float = 0.0
+    min_score: float = DEFAULT_MIN_SCORE
     rewrite: RewriteSettings | None = None
 
     @property
@@ -342,7 +346,7 @@ def _parse_lens(name: str, spec: Any, where: str) -> Lens:
     if not isinstance(template, str):
         raise ConfigError(f"{where} template: must be a string")
     _check_template(template, fields, where)
-    top_k, min_score = spec.get("top_k", 5), spec.get("min_score", 0.0)
+    top_k, min_score = spec.get("top_k", 5), spec.get("min_score", DEFAULT_MIN_SCORE)
     if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= 100:
         raise ConfigError(f"{where} top_k: must be an integer from 1 to 100")
     if not isinstance(min_score, (int, float)) or not 0 <= min_score <= 1:

@@ -296,14 +296,18 @@ class Vault:
             return "lenslink skips it: it matches `exclude` in .lenslink.toml, or is hidden"
         return "check the name or run `lenslink index`"
 
-    def related(self, note: str, lens: str | None = None, top: int | None = None) -> list[Related]:
-        return self.ranking().related(self.resolve_note(note), lens, top)
+    def related(self, note: str, lens: str | None = None, top: int | None = None,
+                min_score: float | None = None) -> list[Related]:
+        """The note's related notes (`min_score`: default the lens's)."""
+        return self.ranking().related(self.resolve_note(note), lens, top, min_score)
 
-    def related_all(self, lens: str | None = None, top: int | None = None) -> dict[str, list[Related]]:
-        """Every source note's related notes under a lens (for evaluation and scripts)."""
+    def related_all(self, lens: str | None = None, top: int | None = None,
+                    min_score: float = 0.0) -> dict[str, list[Related]]:
+        """Every source note's related notes under a lens (for evaluation and scripts: top
+        notes whatever their score, unless `min_score`)."""
         ranking = self.ranking()
         name = self.config.lens(lens).name
-        return {p: ranking.related(p, name, top, min_score=0.0) for p in ranking.lens_notes(name)}
+        return {p: ranking.related(p, name, top, min_score=min_score) for p in ranking.lens_notes(name)}
 
     # -- learning -----------------------------------------------------------------
     def train(self, lens: str | None = None, seed: int = 0, check=None) -> dict[str, dict]:
