@@ -296,6 +296,42 @@ def test_a_note_refused_for_its_block_and_replaced_with_an_older_time_is_read(ti
     assert result.stderr == "read 1 changed note first\n", result.output
 
 
+def test_notes_deleted_renamed_or_excluded_since_the_index_are_not_written(tiny_vault, fake_embedder):
+    """Without `--all`, only the named note is read again: the index may still hold notes
+    gone from disk; no block links them, and a note `exclude` now names is not written."""
+    vault = tiny_vault({"a.md": "Rye bread baking.\n", "b.md": "Rye bread and sourdough.\n",
+                        "c.md": "Sourdough rye bread loaves.\n", "drafts/d.md": "Rye bread.\n"})
+    (vault / ".lenslink.toml").write_text("[lenses.topic]\nmin_score = 0\n", encoding="utf-8")
+    assert run("index", vault, "--embedder", "fake").exit_code == 0
+    (vault / "b.md").unlink()
+    (vault / "c.md").rename(vault / "c2.md")
+    result = run("write", vault, "a.md", "--dry-run", "--embedder", "fake")
+    assert result.exit_code == 0, result.output
+    assert "+- [[d]]\n" in result.stdout
+    assert "[[b]]" not in result.stdout and "[[c]]" not in result.stdout
+    (vault / ".lenslink.toml").write_text('exclude = ["drafts/**"]\n[lenses.topic]\nmin_score = 0\n',
+                                          encoding="utf-8")
+    before = (vault / "drafts/d.md").read_bytes()
+    result = run("write", vault, "drafts/d.md", "--embedder", "fake")
+    assert "skipped: drafts/d.md: excluded by `exclude` in .lenslink.toml" in result.stderr
+    assert result.exit_code == 0 and (vault / "drafts/d.md").read_bytes() == before
+
+
+def test_related_says_when_every_note_scored_below_min_score(indexed):
+    (indexed / ".lenslink.toml").write_text(
+        (indexed / ".lenslink.toml").read_text(encoding="utf-8").replace("min_score = 0.05", "min_score = 0.995"),
+        encoding="utf-8")
+    note = "cities/Oslo.md"
+    assert run("related", indexed, note, "--min-score", "0").stdout.count("%") >= 2  # probabilities
+    result = run("related", indexed, note)
+    assert result.stdout == f"no related notes for {note} under lens 'topic': every note scored " \
+        "below the lens's min_score 0.995 (`related --min-score 0` shows them)\n"
+    data = json.loads(run("related", indexed, note, "--json").stdout)
+    assert data["related"] == [] and data["why_none"].startswith("every note scored below")
+    assert json.loads(run("related", indexed, "topics/Sourdough.md", "--json", "--min-score", "0")
+                      .stdout)["why_none"] is None
+
+
 def test_a_changed_note_is_not_read_with_another_embedder_than_the_index_has(tiny_vault,
                                                                               fake_embedder):
     vault = tiny_vault({"a.md": "Bread baking.\n", "b.md": "Rye bread.\n"})
@@ -305,6 +341,7 @@ def test_a_changed_note_is_not_read_with_another_embedder_than_the_index_has(tin
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("warning: notes changed since the last index are ranked as "
                                     "they were: the index was built with another embedder (fake")
+    assert "give it the --embedder and --precision `lenslink index` had" in result.stderr
     assert fake_embedder.texts.count("a\nBread baking, edited.") == 0
 
 

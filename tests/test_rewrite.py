@@ -297,7 +297,8 @@ def test_a_remote_endpoint_without_its_key_is_reported_and_sends_nothing(
                                        "topic", "--explain", "--db", str(db), "--embedder", "fake"])
     assert result.stdout.splitlines() == [
         "no related notes for topics/Sourdough.md under lens 'topic': its text is not embedded "
-        f"yet (a rewrite or the embedder failed: see lenslink status {root})",
+        f"yet (an index was interrupted, or a rewrite or the embedder failed: `lenslink index {root}` "
+        "embeds it, `lenslink status` says more)",
         f"rewritten by {MODEL}: (not rewritten yet; run `lenslink index`)"]
     assert openai_server.requests == []
 

@@ -104,8 +104,8 @@ describe("RelatedView", () => {
 		const { view, root } = paneWith(async () => [{ lens: "topic", items: [] }]);
 		await view.onOpen();
 		assert.match(root.allText(), /No related notes through any lens\./);
-		const waiting = paneWith(async () => [{ lens: "topic", items: [], whyNone: "its text is not embedded yet (a rewrite or the embedder failed)" }]);
+		const waiting = paneWith(async () => [{ lens: "topic", items: [], whyNone: "its text is not embedded yet (an index was interrupted, or a rewrite or the embedder failed)" }]);
 		await waiting.view.onOpen();
-		assert.match(waiting.root.allText(), /No related notes through any lens: its text is not embedded yet \(a rewrite or the embedder failed\)\./);
+		assert.match(waiting.root.allText(), /No related notes through any lens: its text is not embedded yet \(an index was interrupted, or a rewrite or the embedder failed\)\./);
 	});
 });

@@ -242,10 +242,12 @@ def related(vault, db, embedder, note, lens, top, min_score, all_notes, as_json,
             results = v.related(path, lens, top, min_score)
         lens_name, rewrite = v.config.lens(lens).name, v.config.lens(lens).rewrite
         own = v.rewrites(path, lens) if explain else []
-        why = v.unranked_reason(path, lens) if not results and not as_json else None
+        why = None
+        if not results:  # as the API's why_none
+            why = v.unranked_reason(path, lens) or (v.below_floor(path, lens) if min_score is None else None)
     if as_json:
         click.echo(json.dumps({"note": path, "lens": lens_name,
-                               "related": [r.to_dict() for r in results]},
+                               "related": [r.to_dict() for r in results], "why_none": why},
                               ensure_ascii=False, indent=1))
         return
     if not results:

@@ -547,6 +547,7 @@ class Service:
         if not found:
             with self.read_lock:
                 why = vault.unranked_reason(path, lens, store=self.reader)
+            why = why or vault.below_floor(path, lens)
         return {"note": path, "lens": vault.ranked_config.lens(lens).name,
                 "related": [r.to_dict() for r in found], "why_none": why}
 

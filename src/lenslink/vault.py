@@ -282,8 +282,8 @@ class Vault:
             return 0, f"the last index did not finish (texts wait for vectors or rewrites); {fix}", []
         indexed = self._indexed_embedder()
         if self.embedder.id != indexed:
-            return 0, (f"the index was built with another embedder ({indexed}) than "
-                       f".lenslink.toml's; run `lenslink index` with --embedder set as it was"), []
+            return 0, (f"the index was built with another embedder ({indexed}) than this "
+                       f"command's; give it the --embedder and --precision `lenslink index` had"), []
         self._index = None  # ranked again from the store, whatever the sync did
         report = self.index(paths=changed if paths is not None else None, progress=progress)
         return report.parsed + report.deleted, None, list(report.problems)
@@ -386,7 +386,9 @@ class Vault:
         ranking = self.ranking()
         if ranking.notes[ranking.row[path]].opted_out:
             return path, True, []
-        return path, False, [(lens.name, [r.path for r in ranking.related(path, lens.name)])
+        # a note deleted or renamed since the last index is not linked (a dead link)
+        return path, False, [(lens.name, [r.path for r in ranking.related(path, lens.name)
+                                          if (self.root / r.path).is_file()])
                              for lens in ranking.config.lenses]
 
     def check_embedded(self, path: str, store: Store | None = None) -> None:
@@ -427,6 +429,9 @@ class Vault:
         outcomes = []
         waiting = self._unembedded(targets)
         for path in targets:
+            if not notes_mod.is_note_path(path, self.config.exclude):  # excluded since the index
+                outcomes.append(WriteOutcome(path, "skipped", "excluded by `exclude` in .lenslink.toml"))
+                continue
             if path in waiting:  # its lists would lack those lenses: the block it has stays
                 outcomes.append(WriteOutcome(path, "skipped", self._waiting_detail(waiting[path])))
                 continue
@@ -461,11 +466,21 @@ class Vault:
             return "the lens does not apply to it (its `source` filter)"
         return None
 
+    def below_floor(self, path: str, lens: str | None = None) -> str | None:
+        """Why none, when the lens ranks notes for `path` but every one scored below its
+        `min_score` (ranks the note once more)."""
+        chosen = self.ranked_config.lens(lens)
+        if chosen.min_score <= 0 or not self.ranking().related(path, chosen.name, 1, min_score=0.0):
+            return None
+        return (f"every note scored below the lens's min_score {chosen.min_score:g} "
+                "(`related --min-score 0` shows them)")
+
     def _waiting_detail(self, lenses: list[str]) -> str:
         return f"{NOT_EMBEDDED} {', '.join(lenses)} ({self._embedding_failed()}); its block stays as it is"
 
     def _embedding_failed(self) -> str:
-        return f"a rewrite or the embedder failed: see lenslink status {self.root}"
+        return (f"an index was interrupted, or a rewrite or the embedder failed: `lenslink index "
+                f"{self.root}` embeds it, `lenslink status` says more")
 
     def _unembedded(self, paths: list[str], store: Store | None = None) -> dict[str, list[str]]:
         """{path: [lens, ...]} of these notes whose texts under an active lens of the
