@@ -270,6 +270,8 @@ def test_catching_up_is_a_warning_when_it_cannot_be_done(tiny_vault, fake_embedd
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("warning: notes changed since the last index are ranked as they "
                                     "were: ")
+    assert f"texts embedded (`lenslink index {vault.resolve()}` embeds the rest, or says what fails)" \
+        in run("status", vault).stdout  # a's new text waits for its vector
     fake_embedder.fail_on_call = None
     conn = sqlite3.connect(default_db_path(vault.resolve()))
     with conn:  # as a `lenslink index` killed half way leaves it

@@ -375,7 +375,9 @@ def status(vault, db, embedder, as_json):
     click.echo(f"vault     {info['vault']}\ndatabase  {info['database']}{created}\n"
                f"config    {info['config']}\nembedder  {info['embedder'] or '(not indexed yet)'}\n"
                f"notes     {info['notes']} ({info['opted_out']} opted out), "
-               f"{info['links']} links, {info['embedded_texts']}/{info['texts']} texts embedded")
+               f"{info['links']} links, {info['embedded_texts']}/{info['texts']} texts embedded"
+               + ("" if info["embedded_texts"] >= info["texts"] else
+                  f" (`lenslink index {info['vault']}` embeds the rest, or says what fails)"))
     writer = info.get("writer")
     click.echo(f"machine   {info['machine']}" + (
         "" if not writer else f" (blocks are written by {writer})"
