@@ -311,6 +311,8 @@ def test_notes_deleted_renamed_or_excluded_since_the_index_are_not_written(tiny_
     assert result.exit_code == 0, result.output
     assert "+- [[d]]\n" in result.stdout
     assert "[[b]]" not in result.stdout and "[[c]]" not in result.stdout
+    shown = run("related", vault, "a.md", "--embedder", "fake").stdout
+    assert "d.md" in shown and "b.md" not in shown and "c.md" not in shown
     (vault / ".lenslink.toml").write_text('exclude = ["drafts/**"]\n[lenses.topic]\nmin_score = 0\n',
                                           encoding="utf-8")
     before = (vault / "drafts/d.md").read_bytes()

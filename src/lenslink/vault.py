@@ -298,8 +298,10 @@ class Vault:
 
     def related(self, note: str, lens: str | None = None, top: int | None = None,
                 min_score: float | None = None) -> list[Related]:
-        """The note's related notes (`min_score`: default the lens's)."""
-        return self.ranking().related(self.resolve_note(note), lens, top, min_score)
+        """The note's related notes (`min_score`: default the lens's), but notes whose file
+        is gone since the last index (deleted, renamed: a daemon has not synced yet)."""
+        found = self.ranking().related(self.resolve_note(note), lens, top, min_score)
+        return [r for r in found if (self.root / r.path).is_file()]
 
     def related_all(self, lens: str | None = None, top: int | None = None,
                     min_score: float = 0.0) -> dict[str, list[Related]]:
@@ -386,9 +388,7 @@ class Vault:
         ranking = self.ranking()
         if ranking.notes[ranking.row[path]].opted_out:
             return path, True, []
-        # a note deleted or renamed since the last index is not linked (a dead link)
-        return path, False, [(lens.name, [r.path for r in ranking.related(path, lens.name)
-                                          if (self.root / r.path).is_file()])
+        return path, False, [(lens.name, [r.path for r in self.related(path, lens.name)])
                              for lens in ranking.config.lenses]
 
     def check_embedded(self, path: str, store: Store | None = None) -> None:
