@@ -284,6 +284,9 @@ def test_catching_up_is_a_warning_when_it_cannot_be_done(tiny_vault, fake_embedd
     assert "the last index did not finish (texts wait for vectors or rewrites); run `lenslink " \
         f"index {vault.resolve()}`" in result.stderr
     assert len(fake_embedder.texts) == embedded
+    result = run("write", vault, "--all", "--dry-run", "--embedder", "fake")  # the vault's: done
+    assert result.stderr.startswith("read 1 changed note first\n"), result.output
+    assert "did not finish" not in result.stderr and len(fake_embedder.texts) > embedded
 
 
 def test_a_note_refused_for_its_block_and_replaced_with_an_older_time_is_read(tiny_vault,

@@ -277,9 +277,11 @@ class Vault:
             return 0, None, []
         if index_mod.config_outdated(self.store, self.config):
             return 0, None, []  # the whole index is behind: `warn_if_config_changed` says so
-        fix = f"run `lenslink index {self.root}`"
-        if self.store.get_meta("sync_finished") == "" or not index_mod.recorded_state(self.store, self.config)[1]:
-            return 0, f"the last index did not finish (texts wait for vectors or rewrites); {fix}", []
+        if paths is not None and (self.store.get_meta("sync_finished") == ""
+                                  or not index_mod.recorded_state(self.store, self.config)[1]):
+            # (a whole vault's catch-up is the `lenslink index` that finishes it)
+            return 0, ("the last index did not finish (texts wait for vectors or rewrites); "
+                       f"run `lenslink index {self.root}`"), []
         indexed = self._indexed_embedder()
         if self.embedder.id != indexed:
             return 0, (f"the index was built with another embedder ({indexed}) than this "
@@ -469,8 +471,9 @@ class Vault:
     def below_floor(self, path: str, lens: str | None = None) -> str | None:
         """Why none, when the lens ranks notes for `path` but every one scored below its
         `min_score` (ranks the note once more)."""
-        chosen = self.ranked_config.lens(lens)
-        if chosen.min_score <= 0 or not self.ranking().related(path, chosen.name, 1, min_score=0.0):
+        chosen, ranking = self.ranked_config.lens(lens), self.ranking()
+        if chosen.min_score <= 0 or ranking.related(path, chosen.name, 1) \
+                or not ranking.related(path, chosen.name, 1, min_score=0.0):
             return None
         return (f"every note scored below the lens's min_score {chosen.min_score:g} "
                 "(`related --min-score 0` shows them)")
