@@ -9,12 +9,12 @@ None and the caller ranks by itself.
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from .config import lock_path, process_running
 from .rank import Related
 
 TIMEOUT_S = 10.0
@@ -24,7 +24,7 @@ def find(db_path: Path) -> tuple[str, int, str] | None:
     """(host, port, instance id) the daemon serving this database announced, or None.
     The lock is not touched (taking it, even shared, could make a daemon starting that
     instant fail); `related` confirms the instance before it sends the token."""
-    lock = db_path.with_suffix(db_path.suffix + ".lock")
+    lock = lock_path(db_path)
     try:
         where = json.loads(lock.read_text(encoding="utf-8") or "null")
     except (OSError, ValueError):
@@ -32,12 +32,8 @@ def find(db_path: Path) -> tuple[str, int, str] | None:
     if not isinstance(where, dict) or not isinstance(where.get("port"), int) \
             or not isinstance(where.get("pid"), int) or not isinstance(where.get("instance"), str):
         return None  # a daemon still starting, stopped, or one that does not announce itself
-    try:
-        os.kill(where["pid"], 0)
-    except ProcessLookupError:
+    if not process_running(where["pid"]):  # (another user's: the instance check decides)
         return None
-    except PermissionError:
-        pass  # alive, another user's: the instance check decides
     host = str(where.get("host") or "127.0.0.1")
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
@@ -47,21 +43,13 @@ def find(db_path: Path) -> tuple[str, int, str] | None:
 def starting(db_path: Path, within: float = 60.0) -> bool:
     """Whether a daemon took this database's lock in the last `within` seconds and has
     not announced where it serves yet (its lock file holds only its live pid)."""
-    lock = db_path.with_suffix(db_path.suffix + ".lock")
+    lock = lock_path(db_path)
     try:
         text, age = lock.read_text(encoding="utf-8").strip(), time.time() - lock.stat().st_mtime
         pid = int(text)
     except (OSError, ValueError):
         return False
-    if age > within:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+    return age <= within and process_running(pid)
 
 
 def _get(host: str, port: int, path: str, token: str | None = None):

@@ -26,6 +26,18 @@ def machine_name() -> str:
     return os.environ.get("LENSLINK_MACHINE") or socket.gethostname()
 
 
+def process_running(pid: int) -> bool:
+    """Whether a process with this id runs on this computer (another user's counts; an id
+    too large to ask about is not ruled out)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 def vault_root(vault: str | os.PathLike) -> Path:
     """The vault folder, resolved; a clear error when it is not a folder."""
     root = Path(vault).expanduser()
@@ -45,3 +57,8 @@ def db_path(root: Path, override: str | os.PathLike | None = None) -> Path:
     """--db flag > $LENSLINK_DB > the default location."""
     chosen = override or os.environ.get("LENSLINK_DB")
     return Path(chosen).expanduser().resolve() if chosen else default_db_path(root)
+
+
+def lock_path(db: Path) -> Path:
+    """The file a daemon serving the database `db` locks and announces itself in."""
+    return db.with_suffix(db.suffix + ".lock")

@@ -82,7 +82,7 @@ class VaultLock:
     stale lock from a crashed daemon is simply taken over."""
 
     def __init__(self, db_path: Path):
-        self.path = db_path.with_suffix(db_path.suffix + ".lock")
+        self.path = paths.lock_path(db_path)
         self.handle = None
 
     def acquire(self) -> None:
@@ -541,8 +541,8 @@ class Service:
         self._require_index()
         self._used()
         vault = self.vault
-        found = vault.related(path, lens, top)
         path = vault.resolve_note(path)
+        found = vault.related(path, lens, top)
         why = None
         if not found:
             with self.read_lock:

@@ -259,8 +259,7 @@ class Vault:
             paths = set()
             known = self.store.note_paths()
             for note in notes:
-                rel = self._inside(note).replace("\\", "/")
-                rel = rel if rel.lower().endswith(".md") else rel + ".md"
+                rel = _md_path(self._inside(note))
                 if rel not in known and ".." not in rel.split("/") \
                         and notes_mod.is_note_path(rel, self.config.exclude) and (self.root / rel).is_file():
                     paths.add(rel)  # a new note named by its path (not a look-alike's suffix)
@@ -293,7 +292,7 @@ class Vault:
     def _not_indexed_because(self, note: str) -> str:
         """Why a path is not in the index, for messages: by its name alone (hidden, or
         matching `exclude`), never by looking at files (nothing is told about them)."""
-        rel = note if note.lower().endswith(".md") else note + ".md"
+        rel = _md_path(note)
         if ".." not in rel.split("/") and not notes_mod.is_note_path(rel, self.config.exclude):
             return "lenslink skips it: it matches `exclude` in .lenslink.toml, or is hidden"
         return "check the name or run `lenslink index`"
@@ -302,7 +301,9 @@ class Vault:
                 min_score: float | None = None) -> list[Related]:
         """The note's related notes (`min_score`: default the lens's), but notes whose file
         is gone since the last index (deleted, renamed: a daemon has not synced yet)."""
-        found = self.ranking().related(self.resolve_note(note), lens, top, min_score)
+        return self._on_disk(self.ranking().related(self.resolve_note(note), lens, top, min_score))
+
+    def _on_disk(self, found: list[Related]) -> list[Related]:
         return [r for r in found if (self.root / r.path).is_file()]
 
     def related_all(self, lens: str | None = None, top: int | None = None,
@@ -390,8 +391,8 @@ class Vault:
         ranking = self.ranking()
         if ranking.notes[ranking.row[path]].opted_out:
             return path, True, []
-        return path, False, [(lens.name, [r.path for r in self.related(path, lens.name)])
-                             for lens in ranking.config.lenses]
+        return path, False, [(lens.name, [r.path for r in self._on_disk(
+            ranking.related(path, lens.name))]) for lens in ranking.config.lenses]
 
     def check_embedded(self, path: str, store: Store | None = None) -> None:
         """NotEmbedded when a lens's text of the note has no vector yet: its block would
@@ -637,6 +638,12 @@ class Vault:
                  "rewrite": {"model": l.rewrite.model, "prompt": l.rewrite.prompt,
                              "base_url": l.rewrite.base_url} if l.rewrite else None}
                 for l in self.ranked_config.lenses]
+
+
+def _md_path(note: str) -> str:
+    """A note named by its path, with or without `.md`, as a vault-relative Markdown path."""
+    note = note.replace("\\", "/")
+    return note if note.lower().endswith(".md") else note + ".md"
 
 
 def _opts_out(path: str, data: bytes | None) -> bool:

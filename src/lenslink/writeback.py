@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import quote
 
 from lenslink.block import block_text, render_block, splice, split_lines
+from lenslink.config import process_running
 from lenslink.errors import BlockError, NoteError, ReadOnlyNote, UnsafePathError, WriteConflict
 from lenslink.faults import crash_point
 
@@ -311,15 +312,7 @@ def remove_stale_temp_files(root: Path, found: Iterable[str]) -> list[Path]:
 def _writer_alive(name: str) -> bool:
     """Whether the temp file `name` was made by another process that is still running."""
     found = _WRITER.search(name)
-    if found is None or int(found[1]) == os.getpid():
-        return False
-    try:
-        os.kill(int(found[1]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
+    return found is not None and int(found[1]) != os.getpid() and process_running(int(found[1]))
 
 
 def _fsync_folder(folder: Path) -> None:
