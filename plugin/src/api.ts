@@ -123,7 +123,7 @@ export interface RelatedResponse {
 	note: string;
 	lens: string;
 	related: RelatedNote[];
-	/** Why `related` is empty, when not merely because no note scored (opts out, ...). */
+	/** Why `related` is empty, when the daemon knows (opts out, below min_score, ...). */
 	why_none?: string | null;
 }
 
